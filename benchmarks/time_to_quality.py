@@ -1,0 +1,94 @@
+"""How good does the generator get in N minutes of training on this machine?
+
+    python benchmarks/time_to_quality.py --minutes 15
+
+Trains from scratch with the default settings (any training flag of
+cgan_mnist.py may be added to try others) and, at a few points of training
+time, scores the averaged generator with the project's evaluator (1,000
+samples per digit). Evaluation time is not counted as training time.
+Prints a table of minutes, steps, accuracy, Frechet distance and diversity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+
+import cgan_mnist  # noqa: E402
+import evaluation  # noqa: E402
+
+
+class TimedEvaluation(keras.callbacks.Callback):
+    """Scores the averaged generator when training time passes each mark; stops after the last."""
+
+    def __init__(self, evaluator: evaluation.Evaluator, marks_min: list[float], per_digit: int):
+        super().__init__()
+        self.evaluator, self.marks, self.per_digit = evaluator, sorted(marks_min), per_digit
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.start, self.paused = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        trained = (time.perf_counter() - self.start - self.paused) / 60
+        if not self.marks or trained < self.marks[0]:
+            return
+        self.marks.pop(0)
+        t0 = time.perf_counter()
+        step = int(self.model.g_optimizer.iterations.numpy())
+        s = self.evaluator.score_generator(self.model.ema_generator, per_digit=self.per_digit)
+        self.rows.append({"minutes": round(trained, 2), "steps": step, "accuracy": s.accuracy,
+                          "worst_digit": min(s.per_digit_accuracy), "frechet_distance": s.frechet_distance,
+                          "diversity": s.diversity})
+        print(format_row(self.rows[-1]), flush=True)
+        self.paused += time.perf_counter() - t0
+        if not self.marks:
+            self.model.stop_training = True
+
+
+HEADER = f"{'minutes':>8}{'steps':>8}{'accuracy':>10}{'worst':>8}{'FD':>8}{'diversity':>10}"
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['minutes']:8.1f}{r['steps']:8d}{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
+            f"{r['frechet_distance']:8.2f}{r['diversity']:10.3f}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=15, help="training time budget in minutes (default: 15)")
+    p.add_argument("--marks", type=float, nargs="*", help="minutes at which to evaluate (default: 1, 2, 5, 10 and --minutes)")
+    p.add_argument("--per-digit", type=int, default=1000, help="samples per digit at each evaluation (default: 1000)")
+    p.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
+    args, train_flags = p.parse_known_args(argv)
+    marks = args.marks or [m for m in (1, 2, 5, 10) if m < args.minutes] + [args.minutes]
+    # Reuse the script's own parser so every training flag means the same here.
+    targs = cgan_mnist.build_parser().parse_args(["--train-steps", "10000000", "--save-interval", "100000", *train_flags])
+    fields = {f: getattr(targs, f) for f in ("batch_size", "latent_dim", "g_width", "d_width", "g_lr", "d_lr",
+                                             "ema_decay", "precision")}
+    config = cgan_mnist.Config(train_steps=10_000_000, save_interval=100_000, seed=targs.seed or 0, **fields)
+    evaluator = evaluation.Evaluator()
+    timed = TimedEvaluation(evaluator, marks, args.per_digit)
+    print(f"config: {config}")
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cgan_mnist.train(config, out_dir=tmp, data=targs.data, verbose=False, callbacks=[timed])
+    real = evaluation.reference_scores(evaluator)
+    print(f"real training digits: accuracy {100 * real.accuracy:.2f}%, FD {real.frechet_distance:.2f}, "
+          f"diversity {real.diversity:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"config": cgan_mnist.dataclasses.asdict(config), "rows": timed.rows,
+                                               "real": cgan_mnist.dataclasses.asdict(real)}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
