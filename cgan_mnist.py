@@ -29,12 +29,32 @@ from pathlib import Path
 
 import numpy as np
 
-# TensorFlow's C++ start-up chatter is noise for a command-line user.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow without its C++ start-up notices, which bypass TF_CPP_MIN_LOG_LEVEL."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)  # restored before any import error is reported
+        os.close(saved)
+    return tensorflow
+
+
+tf = _import_tensorflow_quietly()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
+
+import checkpoints  # noqa: E402
+from atomic_files import atomic_path, write_text  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
@@ -55,13 +75,14 @@ class UserError(Exception):
 class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
-    train_steps: int = 12_000
+    train_steps: int = 20_000
     batch_size: int = 64
     latent_dim: int = 64
-    g_width: int = 64  # channels of the generator's 14x14 stage (its 7x7 stage has twice that)
-    d_width: int = 64  # channels of the discriminator's 14x14 stage (its 7x7 stage has twice that)
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
+    g_width: int = 32  # channels of the generator's 14x14 stage (its 7x7 stage has twice that)
+    d_width: int = 32  # channels of the discriminator's 14x14 stage (its 7x7 stage has twice that)
+    g_lr: float = 6e-4
+    d_lr: float = 6e-4
+    final_lr_fraction: float = 0.05  # both learning rates decay linearly to this share by the last step
     beta_1: float = 0.5
     ema_decay: float = 0.999  # generator weights are averaged; the average is what gets saved
     save_interval: int = 500
@@ -78,6 +99,8 @@ class Config:
             value = getattr(self, name)
             if not (np.isfinite(value) and 0 < value < 1):
                 raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise UserError(f"--final-lr-fraction must be in [0, 1], got {self.final_lr_fraction}")
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in ("auto", "float32", "bfloat16"):
@@ -213,15 +236,23 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
 # Models
 
 
-def build_generator(*, latent_dim: int = 64, width: int = 64, dtype: str | None = None) -> keras.Model:
+def build_generator(*, latent_dim: int = 64, width: int = 32, dtype: str | None = None,
+                    soft_labels: bool = False) -> keras.Model:
     """G(noise, label) -> image in [-1, 1], shape (28, 28, 1), float32 whatever the policy.
 
-    The label is embedded and joined to the noise; every stage after that
-    is conditioned through it.
+    `label` is an int32 digit of shape (1,). With `soft_labels` it is instead a
+    float vector of 10 class weights, embedded by a bias-free Dense layer whose
+    kernel has the embedding's shape, so `set_weights` carries a trained
+    generator over and a blend of two one-hot labels morphs between digits.
     """
     noise = keras.Input((latent_dim,), name="noise")
-    label = keras.Input((1,), dtype="int32", name="label")
-    y = layers.Flatten(dtype=dtype)(layers.Embedding(NUM_CLASSES, 32, name="label_embedding", dtype=dtype)(label))
+    if soft_labels:
+        label = keras.Input((NUM_CLASSES,), name="label")
+        y = layers.Dense(32, use_bias=False, name="label_embedding", dtype=dtype)(label)
+    else:
+        label = keras.Input((1,), dtype="int32", name="label")
+        y = layers.Embedding(NUM_CLASSES, 32, name="label_embedding", dtype=dtype)(label)
+        y = layers.Flatten(dtype=dtype)(y)  # 32
     x = layers.Concatenate(dtype=dtype)([noise, y])
     x = layers.Dense(7 * 7 * 2 * width, use_bias=False, dtype=dtype)(x)
     x = layers.BatchNormalization(dtype=dtype)(x)
@@ -235,7 +266,12 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, dtype: str | None 
     return keras.Model({"noise": noise, "label": label}, image, name="generator")
 
 
-def build_discriminator(*, width: int = 64, dtype: str | None = None) -> keras.Model:
+def generator_width(generator: keras.Model) -> int:
+    """The `width` a generator was built with (channels of its 14x14 stage)."""
+    return next(layer.filters for layer in generator.layers if isinstance(layer, layers.Conv2DTranspose))
+
+
+def build_discriminator(*, width: int = 32, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     The logit is psi(h) + <embed(label), h> for image features h (Miyato and
@@ -361,6 +397,13 @@ class ConditionalGAN(keras.Model):
             ema_w.assign(tf.cast(w, ema_w.dtype))  # batch-norm statistics are running means already
 
 
+def learning_rate_schedule(config: Config, initial: float):
+    """Linear decay from `initial` to `initial * final_lr_fraction` over the run's steps."""
+    return keras.optimizers.schedules.PolynomialDecay(
+        initial, decay_steps=config.train_steps, end_learning_rate=initial * config.final_lr_fraction
+    )
+
+
 def make_gan(config: Config) -> ConditionalGAN:
     """A compiled ConditionalGAN for `config`, ready for `fit`."""
     keras.utils.set_random_seed(config.seed)
@@ -370,51 +413,56 @@ def make_gan(config: Config) -> ConditionalGAN:
     ema_generator.set_weights(generator.get_weights())
     gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta_1),
-        g_optimizer=keras.optimizers.Adam(config.g_lr, beta_1=config.beta_1),
+        d_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.d_lr), beta_1=config.beta_1),
+        g_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.g_lr), beta_1=config.beta_1),
     )
     return gan
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int) -> tf.data.Dataset:
-    """An endless, shuffled stream of (image batch in [-1, 1], label batch (b, 1))."""
-    if len(images) < batch_size:
-        raise UserError(f"the data holds {len(images)} images, fewer than one batch of {batch_size}")
-    ds = tf.data.Dataset.from_tensor_slices((images[..., None], labels.reshape(-1, 1).astype(np.int32)))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(batch_size, drop_remainder=True)
-    # Scale on the fly: the uint8 set stays 47 MB instead of 188 MB of floats.
-    ds = ds.map(lambda x, y: ((tf.cast(x, tf.float32) - 127.5) / 127.5, y), num_parallel_calls=tf.data.AUTOTUNE)
+def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
+                 start_step: int = 0) -> tf.data.Dataset:
+    """Batches (images in [-1, 1] (b, 28, 28, 1), labels (b, 1) int32) from step `start_step` on.
+
+    Every epoch is a fresh permutation, and the batch of a step is a pure
+    function of (seed, step): a resumed run sees exactly the data an
+    uninterrupted one would have.
+    """
+    n = len(images)
+    if n < batch_size:
+        raise UserError(f"the data holds {n} images, fewer than one batch of {batch_size}")
+    x, y = tf.constant(images), tf.constant(labels.astype(np.int32).reshape(-1, 1))
+
+    def batch_at(step):
+        position = step * batch_size + tf.range(batch_size, dtype=tf.int64)
+        epoch, within = position // n, position % n
+        seeds = tf.stack([tf.fill([batch_size], tf.cast(seed, tf.int64)), epoch, tf.zeros_like(epoch)], 1)  # (b, 3)
+        # A stateless permutation of 0..n-1 per (seed, epoch); the raw op takes per-element seeds.
+        index = tf.raw_ops.RandomIndexShuffle(index=within, seed=seeds, max_index=tf.constant(n - 1, tf.int64))
+        # Scaled per batch: the uint8 set stays 47 MB instead of 188 MB of floats.
+        return (tf.cast(tf.gather(x, index), tf.float32)[..., None] - 127.5) / 127.5, tf.gather(y, index)
+
+    ds = tf.data.Dataset.range(start_step, 2**62).map(batch_at, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def write_png(path: Path, pixels: np.ndarray) -> Path:
-    """Write a uint8 grey image atomically (temporary name, then rename)."""
+def write_png(path, pixels: np.ndarray) -> Path:
+    """Write a uint8 grey image (h, w), atomically."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(pixels, mode="L").save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
+    return Path(path)
 
 
 def tile(images: np.ndarray, rows: int, *, scale: int = 2, gap: int = 2) -> np.ndarray:
     """Images (n, 28, 28) uint8 -> one grid image, `rows` rows, row-major, scaled up by `scale`."""
-    n = len(images)
-    cols = -(-n // rows)
+    cols = -(-len(images) // rows)
     size = 28 * scale
     grid = np.full((rows * (size + gap) + gap, cols * (size + gap) + gap), 255, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
-        big = np.kron(img, np.ones((scale, scale), np.uint8))
-        grid[gap + r * (size + gap) : gap + r * (size + gap) + size, gap + c * (size + gap) : gap + c * (size + gap) + size] = big
+        top, left = gap + r * (size + gap), gap + c * (size + gap)
+        grid[top : top + size, left : left + size] = np.kron(img, np.ones((scale, scale), np.uint8))
     return grid
 
 
@@ -425,22 +473,13 @@ def save_grid(path, images: np.ndarray, rows: int) -> Path:
 
 def save_generator(generator: keras.Model, path) -> Path:
     """Save `generator` whole (legacy .h5 or native .keras, by suffix), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".keras" if path.suffix == ".keras" else ".h5"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
-    os.close(fd)
-    try:
-        import warnings
+    import warnings
 
+    with atomic_path(path, suffix=".keras" if Path(path).suffix == ".keras" else ".h5") as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the "HDF5 is legacy" notice: .h5 is this project's published format
             generator.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -450,40 +489,34 @@ class SampleGrid(keras.callbacks.Callback):
         super().__init__()
         self.gan, self.out_dir, self.interval = gan, Path(out_dir), interval
         self.digits = np.repeat(np.arange(NUM_CLASSES), per_digit)
-        self.per_digit, self.seed = per_digit, seed
+        self.seed = seed
+        self.last: tuple[int, np.ndarray] | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.gan.g_optimizer.iterations.numpy())
         if step % self.interval == 0:
             self.dump(step)
 
+    def grid(self, step: int) -> np.ndarray:
+        """The fixed-noise grid at `step` (drawn once per step, shared with TensorBoard)."""
+        if self.last is None or self.last[0] != step:
+            images = generate(self.gan.ema_generator, self.digits, seed=self.seed)
+            self.last = (step, tile(images, NUM_CLASSES))
+        return self.last[1]
+
     def dump(self, step: int) -> Path:
-        images = generate(self.gan.ema_generator, self.digits, seed=self.seed)
-        return save_grid(self.out_dir / f"step_{step:06d}.png", images, rows=NUM_CLASSES)
+        return write_png(self.out_dir / f"step_{step:06d}.png", self.grid(step))
 
 
-class ProgressLine(keras.callbacks.Callback):
-    """A short line every `every` steps: step, losses, steps per second, ETA."""
+class TrainingStopped(Exception):
+    """Training ended before its last step; `exit_code` is what the command line returns."""
 
-    def __init__(self, gan: ConditionalGAN, total: int, every: int):
-        super().__init__()
-        self.gan, self.total, self.every = gan, total, every
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
-    def on_train_begin(self, logs=None):
-        self.t0, self.step0 = time.perf_counter(), int(self.gan.g_optimizer.iterations.numpy())
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.gan.g_optimizer.iterations.numpy())
-        if step % self.every and step != self.total:
-            return
-        rate = (step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (self.total - step) / max(rate, 1e-9)
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        print(
-            f"step {step}/{self.total}  d_loss {logs.get('d_loss', float('nan')):.3f}  "
-            f"g_loss {logs.get('g_loss', float('nan')):.3f}  {rate:.1f} steps/s  eta {eta / 60:.1f} min",
-            flush=True,
-        )
+RUN_FILE = "run.json"  # config and data settings of a run: what --resume needs to continue it
 
 
 def train(
@@ -495,44 +528,108 @@ def train(
     limit: int | None = None,
     verbose: bool = True,
     callbacks=(),
+    tensorboard=None,
 ) -> Path:
     """Train a conditional GAN from scratch; return the path of the saved (averaged) generator.
 
-    Writes `out_dir/samples/step_NNNNNN.png` every `config.save_interval` steps
-    and the generator to `out_dir/model_name` (a path with a folder is used as is).
-    `limit` keeps only the first `limit` training images (for quick runs and tests);
-    `callbacks` are extra Keras callbacks (they see the ConditionalGAN as `self.model`).
+    Writes into `out_dir`: `samples/step_NNNNNN.png` (fixed noise, a row per digit),
+    `checkpoints/` and `losses.csv` + `loss_curve.png` every `config.save_interval`
+    steps, and at the end the generator as `model_name` (a path with a folder is
+    used as is). `limit` keeps only the first `limit` training images; `callbacks`
+    are extra Keras callbacks; `tensorboard` is a log folder. Raises
+    TrainingStopped on SIGINT/SIGTERM (after a checkpoint) or on a NaN loss.
     """
     config.validate()
+    _check_tensorboard(tensorboard)
+    if limit is not None and limit <= 0:
+        raise UserError(f"--limit must be a positive integer, got {limit}")
     out_dir = Path(out_dir)
-    images, labels = load_mnist(data, "train")
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    dataset = make_dataset(images, labels, batch_size=config.batch_size, seed=config.seed)
+    if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
+        raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
+    images, labels = load_mnist(data, "train")  # before anything is written: bad data leaves no trace
+    run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
+           "limit": limit, "model_name": str(model_name)}
+    write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    return _fit(config, out_dir, images, labels, run, start_step=0, gan=make_gan(config), verbose=verbose,
+                callbacks=callbacks, tensorboard=tensorboard)
+
+
+def _check_tensorboard(log_dir) -> None:
+    import importlib.util
+
+    if log_dir and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("--tensorboard needs the tensorboard package: pip install -r requirements.txt")
+
+
+def resume(run_dir, *, verbose: bool = True, callbacks=(), tensorboard=None) -> Path:
+    """Continue the run in `run_dir` from its newest checkpoint to its configured last step."""
+    run_dir = Path(run_dir)
+    _check_tensorboard(tensorboard)
+    try:
+        run = json.loads((run_dir / RUN_FILE).read_text())
+        config = Config(**run["config"])
+    except (OSError, ValueError, TypeError, KeyError):
+        raise UserError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
+    found = checkpoints.list_checkpoints(run_dir)
+    if not found:
+        raise UserError(f"{run_dir}: no checkpoint to resume from (one is written every --save-interval steps)")
+    images, labels = load_mnist(run["data"], "train")
     gan = make_gan(config)
-    model_path = Path(model_name) if Path(model_name).parent != Path(".") else out_dir / model_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    try:
+        step = checkpoints.restore(gan, found[-1])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
     if verbose:
-        print(
-            f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
-            f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}",
-            flush=True,
-        )
+        print(f"resuming {run_dir} from step {step} ({found[-1].name})", flush=True)
+    return _fit(config, run_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
+                callbacks=callbacks, tensorboard=tensorboard)
+
+
+def _fit(config, out_dir, images, labels, run, *, start_step, gan, verbose, callbacks, tensorboard) -> Path:
+    import training_log
+
+    if run["limit"] is not None:
+        images, labels = images[: run["limit"]], labels[: run["limit"]]
+    model_name = Path(run["model_name"])
+    model_path = model_name if model_name.parent != Path(".") else out_dir / model_name
+    dataset = make_dataset(images, labels, batch_size=config.batch_size, seed=config.seed, start_step=start_step)
+    if verbose and start_step == 0:
+        print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
+              f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
         plot_architecture(out_dir / "architecture", config, quiet_failure=True)
     samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed)
-    callbacks = [samples, keras.callbacks.TerminateOnNaN(), *callbacks]
+    guard = checkpoints.Checkpointer(gan, out_dir, interval=config.save_interval)
+    all_callbacks = [
+        guard,  # first: a NaN step stops here, before anything else records it
+        samples,
+        training_log.LossLog(gan, out_dir, interval=config.save_interval, start_step=start_step),
+        *callbacks,
+    ]
+    if tensorboard:
+        all_callbacks.append(training_log.TensorBoardLog(gan, tensorboard, interval=config.save_interval, grid_source=samples.grid))
     if verbose:
-        callbacks.append(ProgressLine(gan, config.train_steps, every=min(config.save_interval, 100)))
+        all_callbacks.append(training_log.Progress(gan, config.train_steps, every=min(config.save_interval, 500)))
+    remaining = config.train_steps - start_step
     start = time.perf_counter()
-    gan.fit(dataset, epochs=1, steps_per_epoch=config.train_steps, callbacks=callbacks, verbose=0)
+    if remaining > 0:
+        gan.fit(dataset, epochs=1, steps_per_epoch=remaining, callbacks=all_callbacks, verbose=0, shuffle=False)
     elapsed = time.perf_counter() - start
     step = int(gan.g_optimizer.iterations.numpy())
+    if guard.diverged_at:
+        at, what = guard.diverged_at
+        last = checkpoints.list_checkpoints(out_dir)
+        kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written before it"
+        raise TrainingStopped(f"training diverged at step {at}: {what}; {kept} (lower --g-lr/--d-lr and train again)", 1)
+    if guard.signal_received is not None:
+        raise TrainingStopped(f"stopped at step {step} by signal {guard.signal_received}; checkpoint written, "
+                              f"continue with --resume {out_dir}", 128 + guard.signal_received)
     if step % config.save_interval:
+        checkpoints.save(gan, out_dir, step)
         samples.dump(step)
     path = save_generator(gan.ema_generator, model_path)
     if verbose:
-        print(f"trained {step} steps in {elapsed / 60:.1f} min ({elapsed / max(step, 1) * 1000:.0f} ms/step)")
+        done = step - start_step
+        print(f"trained {done} steps in {elapsed / 60:.1f} min ({elapsed / max(done, 1) * 1000:.0f} ms/step)")
         print(f"generator saved to {path}")
     return path
 
@@ -596,13 +693,10 @@ def plot_architecture(folder, config: Config = Config(), *, quiet_failure: bool 
     written = []
     for model in (generator, discriminator, build_adversarial(generator, discriminator)):
         path = folder / f"{model.name}.png"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{model.name}.", suffix=".png")
-        os.close(fd)
         try:
-            keras.utils.plot_model(model, to_file=tmp, show_shapes=True, show_layer_names=True, dpi=72)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, show_layer_names=True, dpi=72)
         except Exception as exc:
-            Path(tmp).unlink(missing_ok=True)
             if quiet_failure:
                 print(f"note: skipped architecture diagrams ({type(exc).__name__}: {exc})", flush=True)
                 return written
@@ -630,69 +724,137 @@ def _digit(text: str) -> int:
     return value
 
 
+CONFIG_HELP = {
+    "train_steps": "training steps, one update of D and of G each",
+    "batch_size": "images per step",
+    "latent_dim": "noise dimensions",
+    "g_width": "generator channels at 14x14 (twice that at 7x7)",
+    "d_width": "discriminator channels at 14x14 (twice that at 7x7)",
+    "g_lr": "generator Adam learning rate at the first step",
+    "d_lr": "discriminator Adam learning rate at the first step",
+    "final_lr_fraction": "both learning rates decay linearly to this share of their start by the last step",
+    "beta_1": "Adam beta_1 of both optimizers",
+    "ema_decay": "decay of the generator's weight average (the saved generator)",
+    "save_interval": "steps between sample grids, checkpoints and loss-curve updates",
+    "precision": "auto: mixed bfloat16 on CPUs with AMX/AVX-512 BF16, else float32",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; every training flag is a field of Config."""
     defaults = Config()
-    p = _Parser(
-        prog="cgan_mnist.py",
-        description="Train a conditional GAN on MNIST, or draw digits with a trained generator.",
-    )
-    run = p.add_argument_group("what to do (default: train)")
+    p = _Parser(prog="cgan_mnist.py", description="Train a conditional GAN on MNIST, or draw digits with a trained generator.")
+    run = p.add_argument_group("what to do (default: train from scratch)")
     run.add_argument("--generator", metavar="PATH", help="a trained generator (.h5 or .keras): sample from it instead of training")
+    run.add_argument("--evaluate", action="store_true", help="with --generator: print label accuracy, Frechet distance and diversity against real digits")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR from its newest checkpoint")
+    run.add_argument("--plot-losses", metavar="RUN_DIR", help="redraw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv and exit")
     run.add_argument("--plot-architecture", nargs="?", const="architecture", metavar="DIR",
                      help="write generator.png, discriminator.png and adversarial.png to DIR (default: architecture) and exit")
-    run.add_argument("--dry-run", action="store_true", help="train 2 steps on 256 images into a temporary folder, to check the set-up")
+    run.add_argument("--dry-run", action="store_true", help="train 2 steps on 256 images in a temporary folder, to check the set-up")
 
     sample = p.add_argument_group("sampling (with --generator)")
-    sample.add_argument("--digit", type=_digit, metavar="N", help="draw only digit N (0-9); default: one row per digit")
+    which = sample.add_mutually_exclusive_group()
+    which.add_argument("--digit", type=_digit, metavar="N", help="draw only digit N (0-9); default: one row per digit 0-9")
+    which.add_argument("--digits", type=_digit, nargs="+", metavar="N", help="draw these digits, one row each")
+    which.add_argument("--interpolate", type=_digit, nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from digit A to B")
+    which.add_argument("--walk", type=_digit, metavar="N", help="digit N fixed, the noise walking between two seeds")
     sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise)")
-    sample.add_argument("--show", action="store_true", help="also open the grid in a window")
+    sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
+    sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
+    sample.add_argument("--save-npz", metavar="PATH", help="also write the images (uint8) and their labels to PATH (.npz)")
+    sample.add_argument("--show", action="store_true", help="also open the picture in a window")
+    sample.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of a table")
 
     train_group = p.add_argument_group("training")
-    train_group.add_argument("--train-steps", type=int, default=defaults.train_steps, help=f"training steps, one update of D and of G each (default: {defaults.train_steps})")
-    train_group.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"images per step (default: {defaults.batch_size})")
-    train_group.add_argument("--latent-dim", type=int, default=defaults.latent_dim, help=f"noise dimensions (default: {defaults.latent_dim})")
-    train_group.add_argument("--g-lr", type=float, default=defaults.g_lr, help=f"generator Adam learning rate (default: {defaults.g_lr})")
-    train_group.add_argument("--d-lr", type=float, default=defaults.d_lr, help=f"discriminator Adam learning rate (default: {defaults.d_lr})")
-    train_group.add_argument("--g-width", type=int, default=defaults.g_width, help=f"generator channels at 14x14 (default: {defaults.g_width})")
-    train_group.add_argument("--d-width", type=int, default=defaults.d_width, help=f"discriminator channels at 14x14 (default: {defaults.d_width})")
-    train_group.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help=f"decay of the generator's weight average (default: {defaults.ema_decay})")
-    train_group.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=defaults.precision,
-                             help="auto: mixed bfloat16 on CPUs with AMX/AVX-512 BF16, else float32 (default: auto)")
-    train_group.add_argument("--save-interval", type=int, default=defaults.save_interval, help=f"steps between sample grids (default: {defaults.save_interval})")
+    for field in dataclasses.fields(Config):
+        if field.name in CONFIG_HELP:
+            default = getattr(defaults, field.name)
+            extra = {"choices": ("auto", "float32", "bfloat16")} if field.name == "precision" else {}
+            metavar = {int: "N", float: "X"}.get(type(default))
+            train_group.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default,
+                                     metavar=metavar, help=f"{CONFIG_HELP[field.name]} (default: {default})", **extra)
     train_group.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files (default: data/mnist.npz)")
     train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only (quick runs)")
     train_group.add_argument("--model-name", default="cgan_mnist.h5", help="file name of the saved generator inside --out-dir (default: cgan_mnist.h5)")
+    train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR`")
 
     common = p.add_argument_group("common")
     common.add_argument("--out-dir", metavar="DIR", help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")
-    common.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same samples (default: 0 for training, random for sampling)")
+    common.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same images (default: 0 for training, random for sampling)")
     return p
 
 
-def _sample(args) -> Path:
+def _sample(args) -> list[Path]:
+    """Sampling from the command line: grids, morphs and walks, with optional GIF and npz."""
     if args.count is not None and not 1 <= args.count <= MAX_COUNT:
         raise UserError(f"--count must be between 1 and {MAX_COUNT}, got {args.count}")
+    if not 2 <= args.frames <= 1000:
+        raise UserError(f"--frames must be between 2 and 1000, got {args.frames}")
+    if args.gif and args.interpolate is None and args.walk is None:
+        raise UserError("--gif needs --interpolate A B or --walk N")
+    if args.save_npz and Path(args.save_npz).suffix != ".npz":
+        raise UserError(f"--save-npz must name a .npz file, got {args.save_npz}")
     generator = load_generator(args.generator)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
-    if args.digit is not None:
-        count = args.count or 16
-        digits, rows = np.full(count, args.digit), max(1, int(np.sqrt(count)))
-        rows = next(r for r in range(rows, 0, -1) if count % r == 0) if count % rows else rows
-        name = f"digit{args.digit}_n{count}_seed{seed}.png"
+    out_dir = Path(args.out_dir or "samples")
+    if args.interpolate is not None or args.walk is not None:
+        import morphing
+
+        if args.interpolate is not None:
+            a, b = args.interpolate
+            images = morphing.interpolate(generator, a, b, frames=args.frames, seed=seed)
+            labels, stem = np.linspace(a, b, args.frames), f"morph{a}-{b}_f{args.frames}_seed{seed}"
+        else:
+            images = morphing.walk(generator, args.walk, frames=args.frames, seed=seed)
+            labels, stem = np.full(args.frames, args.walk), f"walk{args.walk}_f{args.frames}_seed{seed}"
+        rows = 1
     else:
-        count = args.count or 10
-        digits, rows = np.repeat(np.arange(NUM_CLASSES), count), NUM_CLASSES
-        name = f"digits0-9_n{count}_seed{seed}.png"
-    images = generate(generator, digits, seed=seed)
-    path = save_grid(Path(args.out_dir or "samples") / name, images, rows=rows)
-    print(f"wrote {path} (seed {seed})")
+        if args.digit is not None:
+            count = args.count or 16
+            digits = np.full(count, args.digit)
+            rows = max(r for r in range(1, int(np.sqrt(count)) + 1) if count % r == 0)  # near-square
+            stem = f"digit{args.digit}_n{count}_seed{seed}"
+        else:
+            chosen = args.digits if args.digits is not None else list(range(NUM_CLASSES))
+            count = args.count or (16 if args.digits is not None else 10)
+            digits, rows = np.repeat(chosen, count), len(chosen)
+            stem = f"digits{''.join(map(str, chosen)) if args.digits is not None else '0-9'}_n{count}_seed{seed}"
+        images, labels = generate(generator, digits, seed=seed), digits
+    written = [save_grid(out_dir / f"{stem}.png", images, rows=rows)]
+    if args.gif:
+        import morphing
+
+        written.append(morphing.save_gif(out_dir / f"{stem}.gif", images))
+    if args.save_npz:
+        written.append(save_npz(args.save_npz, images, labels))
+    for path in written:
+        print(f"wrote {path}")
+    print(f"seed {seed}")
     if args.show:
         import matplotlib.pyplot as plt
 
         plt.imshow(tile(images, rows), cmap="gray")
         plt.axis("off")
         plt.show()
-    return path
+    return written
+
+
+def save_npz(path, images: np.ndarray, labels) -> Path:
+    """Write images (uint8, (n, 28, 28)) and labels (float32 for morph frames, else int32) to a .npz, atomically."""
+    labels = np.asarray(labels)
+    labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, images=images, labels=labels)
+    return Path(path)
+
+
+def config_from_args(args) -> Config:
+    """The Config the command line asks for."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name in CONFIG_HELP}
+    if args.dry_run:
+        values.update(train_steps=2, save_interval=1)
+    return Config(**values, seed=0 if args.seed is None else args.seed)
 
 
 def main(argv=None) -> int:
@@ -701,38 +863,41 @@ def main(argv=None) -> int:
         if args.plot_architecture:
             for path in plot_architecture(args.plot_architecture):
                 print(f"wrote {path}")
-            return 0
-        if args.generator:
+        elif args.plot_losses:
+            import training_log
+
+            try:
+                print(f"wrote {training_log.plot_losses(args.plot_losses)}")
+            except (OSError, ValueError, KeyError) as exc:
+                raise UserError(f"{args.plot_losses}: no readable losses.csv ({type(exc).__name__})") from None
+        elif args.evaluate:
+            if not args.generator:
+                raise UserError("--evaluate needs --generator PATH")
+            import evaluation
+
+            evaluation.evaluate(args.generator, data=args.data, seed=args.seed or 0, as_json=args.json)
+        elif args.generator:
             _sample(args)
-            return 0
-        if args.limit is not None and args.limit <= 0:
-            raise UserError(f"--limit must be a positive integer, got {args.limit}")
-        config = Config(
-            train_steps=2 if args.dry_run else args.train_steps,
-            batch_size=args.batch_size,
-            latent_dim=args.latent_dim,
-            g_width=args.g_width,
-            d_width=args.d_width,
-            g_lr=args.g_lr,
-            d_lr=args.d_lr,
-            ema_decay=args.ema_decay,
-            save_interval=1 if args.dry_run else args.save_interval,
-            seed=0 if args.seed is None else args.seed,
-            precision=args.precision,
-        )
-        if args.dry_run:
+        elif args.resume:
+            path = resume(args.resume, tensorboard=args.tensorboard)
+            print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
+        elif args.dry_run:
             with tempfile.TemporaryDirectory() as tmp:
-                train(config, out_dir=tmp, data=args.data, limit=256, model_name=args.model_name)
+                train(config_from_args(args), out_dir=tmp, data=args.data, limit=256, model_name="dry_run.h5")
             print("dry run ok")
-            return 0
-        out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = train(config, out_dir=out_dir, data=args.data, limit=args.limit, model_name=args.model_name)
-        print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
+        else:
+            out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
+            path = train(config_from_args(args), out_dir=out_dir, data=args.data, limit=args.limit,
+                         model_name=args.model_name, tensorboard=args.tensorboard)
+            print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
         return 0
     except UserError as exc:
         print(f"cgan_mnist.py: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except TrainingStopped as exc:
+        print(f"cgan_mnist.py: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # outside training (which checkpoints and stops itself)
         print("cgan_mnist.py: interrupted", file=sys.stderr)
         return 130
 

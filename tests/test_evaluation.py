@@ -1,0 +1,107 @@
+"""evaluation.py: the figures are right for real digits and bad for bad generators; the benchmarks run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import cgan_mnist
+import evaluation
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return evaluation.Evaluator()  # the shipped classifier, against the 10,000 real test digits
+
+
+@pytest.fixture(scope="module")
+def real_train():
+    x, y = cgan_mnist.load_mnist()
+    pick = np.random.default_rng(1).choice(len(x), 2000, replace=False)
+    return x[pick], y[pick]
+
+
+def test_shipped_classifier_reads_the_test_set(evaluator):
+    x, y = cgan_mnist.load_mnist(split="test")
+    s = evaluator.score(x, y)
+    assert s.accuracy >= 0.99
+    assert s.frechet_distance < 1e-6  # the reference set against itself
+    assert s.diversity == pytest.approx(1.0)
+
+
+def test_real_training_digits_score_well(evaluator, real_train):
+    s = evaluator.score(*real_train)
+    assert s.accuracy > 0.98 and min(s.per_digit_accuracy) > 0.95
+    assert s.frechet_distance < 3
+    assert 0.9 < s.diversity < 1.1
+
+
+def test_wrong_labels_score_zero_accuracy_but_same_distance(evaluator, real_train):
+    x, y = real_train
+    right, wrong = evaluator.score(x, y), evaluator.score(x, (y + 1) % 10)
+    assert wrong.accuracy < 0.05
+    assert wrong.frechet_distance == pytest.approx(right.frechet_distance)
+
+
+def test_noise_and_blank_images_score_badly(evaluator, real_train):
+    _, y = real_train
+    rng = np.random.default_rng(0)
+    noise = evaluator.score(rng.integers(0, 256, (2000, 28, 28), dtype=np.uint8), y)
+    blank = evaluator.score(np.zeros((2000, 28, 28), np.uint8), y)
+    for s in (noise, blank):
+        assert s.accuracy < 0.3
+        assert s.frechet_distance > 50
+    assert blank.diversity < 0.05  # every image the same: no variety at all
+
+
+def test_one_repeated_digit_is_mode_collapse(evaluator, real_train):
+    x, y = real_train
+    # Every "3" is the same 3, every "7" the same 7, ...: labels right, variety gone.
+    collapsed = np.stack([x[np.flatnonzero(y == d)[0]] for d in y])
+    s = evaluator.score(collapsed, y)
+    assert s.accuracy > 0.9
+    assert s.diversity < 0.05
+    assert s.frechet_distance > 20
+
+
+def test_frechet_distance_of_known_gaussians():
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 2.0])
+    s1, s2 = np.eye(3), 4 * np.eye(3)
+    # |mu1 - mu2|^2 = 9; trace term = 3 + 12 - 2 * 3 * 2 = 3
+    assert evaluation.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(12.0)
+
+
+def test_classifier_training_runs_and_saves(mnist_small, tmp_path):
+    path, accuracy = evaluation.train_classifier(tmp_path / "clf.keras", data=mnist_small, epochs=1, verbose=0)
+    assert 0 <= accuracy <= 1
+    assert evaluation.load_classifier(path).output.shape[-1] == 10
+
+
+def test_evaluate_cli_json(tiny_generator_file, capsys):
+    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_generator_file}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["generator"]) >= {"accuracy", "per_digit_accuracy", "frechet_distance", "diversity"}
+    assert out["real (train)"]["accuracy"] > 0.98
+    assert out["generator"]["accuracy"] < 0.5  # an untrained generator draws no digits
+
+
+def test_evaluate_needs_a_generator_and_a_classifier(tmp_path, capsys):
+    assert cgan_mnist.main(["--evaluate"]) == 2
+    assert "--evaluate needs --generator" in capsys.readouterr().err
+    assert evaluation.main(["--generator", str(ROOT / "cgan_mnist.h5"), "--classifier", str(tmp_path / "none.keras")]) == 2
+    assert "--train-classifier" in capsys.readouterr().err
+
+
+def test_train_speed_benchmark_quick_mode():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_speed", ROOT / "benchmarks" / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--quick"])
+    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
+    assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
+    assert result["peak_rss_mb"] > 0

@@ -1,0 +1,174 @@
+"""Watching a run: per-step losses to CSV and a loss-curve PNG, TensorBoard scalars and images, progress.
+
+`RUN_DIR/losses.csv` has one row per step with the columns of `COLUMNS`;
+`RUN_DIR/loss_curve.png` is drawn from it at every dump and at the end, and
+`python cgan_mnist.py --plot-losses RUN_DIR` draws it again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from atomic_files import atomic_path
+
+COLUMNS = ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+CSV_NAME, CURVE_NAME = "losses.csv", "loss_curve.png"
+
+
+def read_losses(run_dir) -> dict[str, np.ndarray]:
+    """The columns of RUN_DIR/losses.csv as float arrays (step as int)."""
+    path = Path(run_dir) / CSV_NAME
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: expected columns {','.join(COLUMNS)}")
+        rows = list(reader)
+    out = {c: np.array([float(r[c]) for r in rows]) for c in COLUMNS}
+    out["step"] = out["step"].astype(np.int64)
+    return out
+
+
+def plot_losses(run_dir) -> Path:
+    """Draw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv: losses above, discriminator accuracy below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_losses(run_dir)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    window = max(1, len(data["step"]) // 100)  # smooth over ~1% of the run; the raw values are faint behind
+    for ax, names in ((top, ("d_loss", "g_loss")), (bottom, ("d_acc_real", "d_acc_fake"))):
+        for name in names:
+            (line,) = ax.plot(data["step"], data[name], alpha=0.25, linewidth=0.6)
+            ax.plot(data["step"], _smooth(data[name], window), color=line.get_color(), label=name)
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    top.set_ylabel("loss")
+    bottom.set_ylabel("discriminator accuracy")
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_xlabel("step")
+    fig.tight_layout()
+    path = Path(run_dir) / CURVE_NAME
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.array([values[: i + 1].mean() for i in range(window - 1)])
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+
+
+class LossLog(keras.callbacks.Callback):
+    """Appends each step's losses to losses.csv (flushed every `interval` steps) and redraws the curve."""
+
+    def __init__(self, gan, run_dir, *, interval: int, start_step: int = 0):
+        super().__init__()
+        self.gan, self.run_dir, self.interval = gan, Path(run_dir), interval
+        self.path = self.run_dir / CSV_NAME
+        self.rows: list[tuple] = []
+        self._truncate(start_step)
+
+    def _truncate(self, start_step: int) -> None:
+        """Keep the rows up to `start_step` (a resumed run redoes the steps after its checkpoint)."""
+        kept = io.StringIO()
+        writer = csv.writer(kept)
+        writer.writerow(COLUMNS)
+        if start_step and self.path.is_file():
+            with open(self.path, newline="") as f:
+                for row in csv.DictReader(f):
+                    if int(row["step"]) <= start_step:
+                        writer.writerow([row[c] for c in COLUMNS])
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(kept.getvalue())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.gan.g_optimizer.iterations.numpy())
+        logs = logs or {}
+        self.rows.append((step, *(float(logs[c]) for c in COLUMNS[1:])))
+        if step % self.interval == 0:
+            self.flush(draw=True)
+
+    def on_train_end(self, logs=None):
+        self.flush(draw=True)
+
+    def flush(self, *, draw: bool) -> None:
+        # Appending whole rows: a kill mid-write can cost the last line, which the next resume rewrites.
+        if self.rows:
+            with open(self.path, "a", newline="") as f:
+                csv.writer(f).writerows([row[0], *(f"{v:.6g}" for v in row[1:])] for row in self.rows)
+            self.rows.clear()
+        if draw:
+            plot_losses(self.run_dir)
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Writes the per-step scalars and, from `grid_source`, the fixed-noise grid for `tensorboard --logdir`."""
+
+    def __init__(self, gan, log_dir, *, interval: int, grid_source=None):
+        super().__init__()
+        import tensorflow as tf
+
+        self.tf, self.gan, self.interval, self.grid_source = tf, gan, interval, grid_source
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.gan.g_optimizer.iterations.numpy())
+        with self.writer.as_default(step=step):
+            for name in COLUMNS[1:]:
+                self.tf.summary.scalar(name, float((logs or {})[name]))
+            if self.grid_source is not None and step % self.interval == 0:
+                grid = self.grid_source(step)  # uint8 (h, w)
+                self.tf.summary.image("fixed_noise_samples", grid[None, :, :, None], max_outputs=1)
+
+    def on_train_end(self, logs=None):
+        self.writer.flush()
+
+
+class Progress(keras.callbacks.Callback):
+    """A progress bar with steps/s and ETA on a terminal; a plain line every `every` steps otherwise."""
+
+    def __init__(self, gan, total: int, *, every: int, stream=None):
+        super().__init__()
+        self.gan, self.total, self.every = gan, total, every
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.step0 = int(self.gan.g_optimizer.iterations.numpy())
+        self.t0 = time.perf_counter()
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.step0, unit="step", file=self.stream, dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.gan.g_optimizer.iterations.numpy())
+        logs = logs or {}
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            if step % 10 == 0:
+                self.bar.set_postfix(d_loss=f"{float(logs['d_loss']):.3f}", g_loss=f"{float(logs['g_loss']):.3f}")
+            return
+        if step % self.every and step != self.total:
+            return
+        rate = (step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
+        eta = (self.total - step) / max(rate, 1e-9)
+        print(f"step {step}/{self.total}  d_loss {float(logs['d_loss']):.3f}  g_loss {float(logs['g_loss']):.3f}  "
+              f"{rate:.1f} steps/s  eta {eta / 60:.1f} min", file=self.stream, flush=True)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
