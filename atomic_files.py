@@ -7,6 +7,10 @@ import os
 import tempfile
 from pathlib import Path
 
+# mkstemp creates files readable by their owner only; finished files get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path, *, suffix: str | None = None):
@@ -21,6 +25,7 @@ def atomic_path(path, *, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -80,7 +80,7 @@ def train_classifier(path=DEFAULT_CLASSIFIER, *, data=None, epochs: int = 4, lim
 
     ds = tf.data.Dataset.from_tensor_slices((cgan_mnist.preprocess(x_train), y_train)).shuffle(len(x_train), seed=seed)
     ds = ds.batch(128).map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
-    model.fit(ds, epochs=epochs, callbacks=[schedule], verbose=verbose)
+    model.fit(ds, epochs=epochs, callbacks=[schedule], verbose=verbose, shuffle=False)
     _, accuracy = model.evaluate(cgan_mnist.preprocess(x_test), y_test, batch_size=1000, verbose=0)
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
