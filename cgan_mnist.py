@@ -475,10 +475,10 @@ def save_generator(generator: keras.Model, path) -> Path:
     """Save `generator` whole (legacy .h5 or native .keras, by suffix), atomically."""
     import warnings
 
-    with atomic_path(path, suffix=".keras" if Path(path).suffix == ".keras" else ".h5") as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the "HDF5 is legacy" notice: .h5 is this project's published format
-            generator.save(tmp)
+    suffix = ".keras" if Path(path).suffix == ".keras" else ".h5"
+    with atomic_path(path, suffix=suffix) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the "HDF5 is legacy" notice: .h5 is this project's published format
+        generator.save(tmp)
     return Path(path)
 
 

@@ -16,7 +16,6 @@ The same figures for 10,000 real training digits are the reference line.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os

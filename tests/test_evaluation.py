@@ -88,10 +88,10 @@ def test_evaluate_cli_json(tiny_generator_file, capsys):
     assert out["generator"]["accuracy"] < 0.5  # an untrained generator draws no digits
 
 
-def test_evaluate_needs_a_generator_and_a_classifier(tmp_path, capsys):
+def test_evaluate_needs_a_generator_and_a_classifier(tiny_generator_file, tmp_path, capsys):
     assert cgan_mnist.main(["--evaluate"]) == 2
     assert "--evaluate needs --generator" in capsys.readouterr().err
-    assert evaluation.main(["--generator", str(ROOT / "cgan_mnist.h5"), "--classifier", str(tmp_path / "none.keras")]) == 2
+    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(tmp_path / "none.keras")]) == 2
     assert "--train-classifier" in capsys.readouterr().err
 
 

@@ -170,7 +170,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, atol=1e-5)
     np.testing.assert_array_equal(gan.ema_generator.get_weights()[0], b.get_weights()[0])
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "cut" / "losses.csv"))]
+    with open(tmp_path / "cut" / "losses.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == list(range(1, 9))  # no step logged twice
 
 
