@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def _import_tensorflow_quietly():
     """Import TensorFlow without its C++ start-up notices, which bypass TF_CPP_MIN_LOG_LEVEL."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
