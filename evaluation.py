@@ -24,13 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-import cgan_mnist  # noqa: E402
-from cgan_mnist import NUM_CLASSES, UserError  # noqa: E402
+import cgan_mnist  # first: it imports TensorFlow without its start-up notices
+import keras
+from cgan_mnist import NUM_CLASSES, UserError
+from keras import layers
 
 DEFAULT_CLASSIFIER = cgan_mnist.HERE / "mnist_classifier.keras"
 FEATURE_LAYER = "features"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -21,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cgan_mnist  # noqa: E402  (first: it imports TensorFlow without its start-up notices)
 import keras  # noqa: E402
-
-import cgan_mnist  # noqa: E402
 import evaluation  # noqa: E402
 
 
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     real = evaluation.reference_scores(evaluator)
     print(f"real training digits: accuracy {100 * real.accuracy:.2f}%, FD {real.frechet_distance:.2f}, "
           f"diversity {real.diversity:.3f}")
+    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({"config": cgan_mnist.dataclasses.asdict(config), "rows": timed.rows,
                                                "real": cgan_mnist.dataclasses.asdict(real)}, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Training throughput: this project's compiled step against the classic Keras way, same networks, same run.
 
-    python benchmarks/train_speed.py            # about two minutes
+    python benchmarks/train_speed.py            # about four minutes
     python benchmarks/train_speed.py --quick    # a few steps: checks that it runs
 
 The classic way is the one of the well-known Keras GAN scripts, made correct for
@@ -8,16 +8,24 @@ Keras 3: a compiled discriminator, a stacked adversarial model compiled with the
 discriminator frozen, `predict()` for the fakes and `train_on_batch` for both,
 with `trainable` set before each model's first call so that both networks learn
 (checked below). Both use the default Config's networks and batch size; the
-classic way runs in float32, as those scripts do. Prints images per second of
-each, their ratio and the process's peak resident memory.
+classic way runs in float32, as those scripts do.
+
+Prints images per second of the project's bare step (`train_step` under `fit`),
+of the whole training loop as `python cgan_mnist.py` runs it (per-step loss log,
+progress, and a sample grid, checkpoint and loss curve every --save-interval
+steps), of the classic loop, their ratios, the project's step in the other
+precision (float32 / mixed bfloat16) for reference, and the process's peak
+resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,19 +33,44 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cgan_mnist  # noqa: E402  (first: it imports TensorFlow without its start-up notices)
 import keras  # noqa: E402
-
-import cgan_mnist  # noqa: E402
 
 
 def project_rate(config: cgan_mnist.Config, images, labels, *, warmup: int, steps: int) -> float:
-    """Images per second of ConditionalGAN.train_step under fit (what `python cgan_mnist.py` runs)."""
+    """Images per second of ConditionalGAN.train_step under fit, with no callbacks."""
     gan = cgan_mnist.make_gan(config)
     ds = cgan_mnist.make_dataset(images, labels, batch_size=config.batch_size, seed=0)
     gan.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # trace and warm up
     start = time.perf_counter()
     gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * config.batch_size / (time.perf_counter() - start)
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Times the steps after the first `warmup` ones."""
+
+    def __init__(self, warmup: int):
+        super().__init__()
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def training_rate(config: cgan_mnist.Config, *, limit: int | None, warmup: int, steps: int) -> float:
+    """Images per second of `cgan_mnist.train`, every callback of a real run included."""
+    clock = _StepClock(warmup)
+    config = dataclasses.replace(config, train_steps=warmup + steps)
+    with tempfile.TemporaryDirectory() as tmp, open("/dev/null", "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet  # the run's progress lines
+        try:
+            cgan_mnist.train(config, out_dir=tmp, limit=limit, callbacks=[clock])
+        finally:
+            sys.stdout = stdout
+    return steps * config.batch_size / (clock.end - clock.start)
 
 
 def classic_rate(config: cgan_mnist.Config, images, labels, *, warmup: int, steps: int) -> tuple[float, dict]:
@@ -96,31 +129,46 @@ def main(argv=None) -> dict:
     config = cgan_mnist.Config()
     images, labels = cgan_mnist.load_mnist()
     warmup, steps = (3, 5) if args.quick else (30, args.steps)
+    # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
+    loop_steps = steps if args.quick else max(steps, config.save_interval)
     if args.quick:
         images, labels = images[:1024], labels[:1024]
+        config = dataclasses.replace(config, save_interval=4)
+    loop = training_rate(config, limit=len(images), warmup=warmup, steps=loop_steps)
     ours = project_rate(config, images, labels, warmup=warmup, steps=steps)
     classic, learned = classic_rate(config, images, labels, warmup=warmup, steps=steps)
+    policy = cgan_mnist.compute_policy(config.precision)
+    other = "bfloat16" if policy == "float32" else "float32"
+    other_rate = project_rate(dataclasses.replace(config, precision=other), images, labels, warmup=warmup, steps=steps)
+    b = config.batch_size
     result = {
-        "batch_size": config.batch_size,
-        "policy": cgan_mnist.compute_policy(config.precision),
+        "batch_size": b,
+        "widths": [config.g_width, config.d_width],
+        "policy": policy,
         "steps": steps,
         "project_images_per_s": round(ours, 1),
-        "project_ms_per_step": round(1000 * config.batch_size / ours, 1),
+        "project_ms_per_step": round(1000 * b / ours, 1),
+        "training_loop_images_per_s": round(loop, 1),
+        "training_loop_ms_per_step": round(1000 * b / loop, 1),
         "classic_images_per_s": round(classic, 1),
-        "classic_ms_per_step": round(1000 * config.batch_size / classic, 1),
+        "classic_ms_per_step": round(1000 * b / classic, 1),
         "speedup": round(ours / classic, 2),
+        "training_loop_speedup": round(loop / classic, 2),
+        f"project_{other}_images_per_s": round(other_rate, 1),
         "classic_networks_learned": learned,
         "peak_rss_mb": round(peak_rss_mb()),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"batch {config.batch_size}, {steps} timed steps each")
-        print(f"project step ({result['policy']}, train_step under fit): {ours:8.0f} images/s "
-              f"({result['project_ms_per_step']} ms/step)")
-        print(f"classic Keras (float32, predict + train_on_batch):     {classic:8.0f} images/s "
-              f"({result['classic_ms_per_step']} ms/step)")
-        print(f"speed-up: {result['speedup']}x   classic loop trains both networks: {learned}")
+        print(f"batch {b}, widths G {config.g_width} / D {config.d_width}, {steps} timed steps each "
+              f"({loop_steps} for the whole loop)")
+        print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  ({result['project_ms_per_step']} ms/step)")
+        print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  ({result['training_loop_ms_per_step']} ms/step)")
+        print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  ({result['classic_ms_per_step']} ms/step)")
+        print(f"speed-up over classic: step {result['speedup']}x, whole loop {result['training_loop_speedup']}x; "
+              f"classic loop trains both networks: {learned}")
+        print(f"project step in {other}, for reference:          {other_rate:7.0f} images/s  ({1000 * b / other_rate:.1f} ms/step)")
         print(f"peak resident memory: {result['peak_rss_mb']} MB")
     return result
 
