@@ -105,3 +105,11 @@ def test_train_speed_benchmark_quick_mode():
     assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
     assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
     assert result["peak_rss_mb"] > 0
+
+
+def test_shipped_generator_draws_the_digits_asked_for(evaluator):
+    # A smaller sample than the README's 1,000 per digit, so the bounds leave room for sampling noise.
+    s = evaluator.score_generator(cgan_mnist.load_generator(ROOT / "cgan_mnist.h5"), per_digit=300)
+    assert s.accuracy >= 0.98 and min(s.per_digit_accuracy) >= 0.94
+    assert s.frechet_distance < 6
+    assert s.diversity > 0.85
