@@ -106,12 +106,12 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.gan.g_optimizer.iterations.numpy())
-        for name in ("d_loss", "g_loss"):
-            value = float((logs or {}).get(name, 0.0))
-            if not math.isfinite(value):
-                self.diverged_at = (step, f"{name} is {value}")
-                self.gan.stop_training = True
-                return
+        for at, figures in self.gan.recent_steps(logs):
+            for name in ("d_loss", "g_loss"):
+                if not math.isfinite(figures[name]):
+                    self.diverged_at = (at, f"{name} is {figures[name]}")
+                    self.gan.stop_training = True
+                    return
         if step % self.interval == 0 or self.signal_received is not None:
             save(self.gan, self.run_dir, step)
         if self.signal_received is not None:

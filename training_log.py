@@ -95,9 +95,9 @@ class LossLog(keras.callbacks.Callback):
             tmp.write_text(kept.getvalue())
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.gan.g_optimizer.iterations.numpy())
-        logs = logs or {}
-        self.rows.append((step, *(float(logs[c]) for c in COLUMNS[1:])))
+        recent = self.gan.recent_steps(logs)
+        self.rows.extend((at, *(figures[c] for c in COLUMNS[1:])) for at, figures in recent)
+        step = recent[-1][0]
         if step % self.interval == 0:
             self.flush(draw=True)
 
@@ -125,10 +125,12 @@ class TensorBoardLog(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_train_batch_end(self, batch, logs=None):
+        for at, figures in self.gan.recent_steps(logs):
+            with self.writer.as_default(step=at):
+                for name in COLUMNS[1:]:
+                    self.tf.summary.scalar(name, figures[name])
         step = int(self.gan.g_optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
-            for name in COLUMNS[1:]:
-                self.tf.summary.scalar(name, float((logs or {})[name]))
             if self.grid_source is not None and step % self.interval == 0:
                 grid = self.grid_source(step)  # uint8 (h, w)
                 self.tf.summary.image("fixed_noise_samples", grid[None, :, :, None], max_outputs=1)

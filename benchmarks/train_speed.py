@@ -1,6 +1,6 @@
 """Training throughput: this project's compiled step against the classic Keras way, same networks, same run.
 
-    python benchmarks/train_speed.py            # about four minutes
+    python benchmarks/train_speed.py            # about five minutes
     python benchmarks/train_speed.py --quick    # a few steps: checks that it runs
 
 The classic way is the one of the well-known Keras GAN scripts, made correct for
@@ -37,27 +37,30 @@ import cgan_mnist  # noqa: E402  (first: it imports TensorFlow without its start
 import keras  # noqa: E402
 
 
-def project_rate(config: cgan_mnist.Config, images, labels, *, warmup: int, steps: int) -> float:
-    """Images per second of ConditionalGAN.train_step under fit, with no callbacks."""
+def project_runner(config: cgan_mnist.Config, images, labels):
+    """A function running n steps of ConditionalGAN.train_step under fit, as training does, with no callbacks."""
     gan = cgan_mnist.make_gan(config)
+    gan.set_steps_per_call(cgan_mnist.steps_per_call(config, 0))
     ds = cgan_mnist.make_dataset(images, labels, batch_size=config.batch_size, seed=0)
-    gan.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # trace and warm up
-    start = time.perf_counter()
-    gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    return steps * config.batch_size / (time.perf_counter() - start)
+
+    def run(steps: int) -> None:
+        gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+    return run
 
 
 class _StepClock(keras.callbacks.Callback):
-    """Times the steps after the first `warmup` ones."""
+    """Times the training steps after the first `warmup` ones."""
 
     def __init__(self, warmup: int):
         super().__init__()
-        self.warmup, self.start, self.end = warmup, None, None
+        self.warmup, self.start, self.end, self.start_step, self.end_step = warmup, None, None, None, None
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
+        step = int(self.model.g_optimizer.iterations.numpy())
+        if self.start is None and step >= self.warmup:
+            self.start, self.start_step = time.perf_counter(), step
+        self.end, self.end_step = time.perf_counter(), step
 
 
 def training_rate(config: cgan_mnist.Config, *, limit: int | None, warmup: int, steps: int) -> float:
@@ -70,11 +73,11 @@ def training_rate(config: cgan_mnist.Config, *, limit: int | None, warmup: int, 
             cgan_mnist.train(config, out_dir=tmp, limit=limit, callbacks=[clock])
         finally:
             sys.stdout = stdout
-    return steps * config.batch_size / (clock.end - clock.start)
+    return (clock.end_step - clock.start_step) * config.batch_size / (clock.end - clock.start)
 
 
-def classic_rate(config: cgan_mnist.Config, images, labels, *, warmup: int, steps: int) -> tuple[float, dict]:
-    """Images per second of the classic loop; also reports whether each network's weights moved."""
+def classic_runner(config: cgan_mnist.Config, images, labels):
+    """(run(n), learned()): n steps of the classic loop; whether each network's weights have moved."""
     keras.utils.set_random_seed(config.seed)
     generator, discriminator = cgan_mnist.build_models(config, dtype="float32")
     discriminator.compile(optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta_1),
@@ -103,17 +106,25 @@ def classic_rate(config: cgan_mnist.Config, images, labels, *, warmup: int, step
 
     d0 = [w.numpy().copy() for w in discriminator.weights]
     g0 = [w.numpy().copy() for w in generator.trainable_weights]
-    for _ in range(warmup):
-        step()
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            step()
+
+    def learned() -> dict:
+        return {
+            "discriminator": all(not np.array_equal(a, w.numpy()) for a, w in zip(d0, discriminator.weights)),
+            "generator": all(not np.array_equal(a, w.numpy()) for a, w in zip(g0, generator.trainable_weights)),
+        }
+
+    return run, learned
+
+
+def timed(run, steps: int, batch_size: int) -> float:
+    """Images per second of run(steps)."""
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    rate = steps * b / (time.perf_counter() - start)
-    learned = {
-        "discriminator": all(not np.array_equal(a, w.numpy()) for a, w in zip(d0, discriminator.weights)),
-        "generator": all(not np.array_equal(a, w.numpy()) for a, w in zip(g0, generator.trainable_weights)),
-    }
-    return rate, learned
+    run(steps)
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def peak_rss_mb() -> float:
@@ -123,23 +134,37 @@ def peak_rss_mb() -> float:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description="Images per second: project step vs the classic Keras loop.")
     p.add_argument("--quick", action="store_true", help="a few steps on 1,024 images: checks that the benchmark runs")
-    p.add_argument("--steps", type=int, default=300, help="timed steps per method (default: 300)")
+    p.add_argument("--steps", type=int, default=200, help="timed steps per method and round (default: 200)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default: 5)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
+    if args.quick:
+        args.rounds = 2
     config = cgan_mnist.Config()
     images, labels = cgan_mnist.load_mnist()
-    warmup, steps = (3, 5) if args.quick else (30, args.steps)
+    warmup, steps = (4, 8) if args.quick else (30, -(-args.steps // 10) * 10)  # whole calls of 10 steps
     # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
     loop_steps = steps if args.quick else max(steps, config.save_interval)
     if args.quick:
         images, labels = images[:1024], labels[:1024]
         config = dataclasses.replace(config, save_interval=4)
     loop = training_rate(config, limit=len(images), warmup=warmup, steps=loop_steps)
-    ours = project_rate(config, images, labels, warmup=warmup, steps=steps)
-    classic, learned = classic_rate(config, images, labels, warmup=warmup, steps=steps)
+    # The two ways alternate in rounds, so a slow spell of the machine hits both; each figure is
+    # the median over rounds and the speed-up the median of the rounds' ratios.
+    project, (classic_run, learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
+    project(warmup)
+    classic_run(warmup)
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append((timed(project, steps, config.batch_size), timed(classic_run, steps, config.batch_size)))
+    ours, classic = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
+    speedup = float(np.median([p / c for p, c in rounds]))
+    learned = learned()
     policy = cgan_mnist.compute_policy(config.precision)
     other = "bfloat16" if policy == "float32" else "float32"
-    other_rate = project_rate(dataclasses.replace(config, precision=other), images, labels, warmup=warmup, steps=steps)
+    other_project = project_runner(dataclasses.replace(config, precision=other), images, labels)
+    other_project(warmup)
+    other_rate = timed(other_project, steps, config.batch_size)
     b = config.batch_size
     result = {
         "batch_size": b,
@@ -152,7 +177,8 @@ def main(argv=None) -> dict:
         "training_loop_ms_per_step": round(1000 * b / loop, 1),
         "classic_images_per_s": round(classic, 1),
         "classic_ms_per_step": round(1000 * b / classic, 1),
-        "speedup": round(ours / classic, 2),
+        "speedup": round(speedup, 2),
+        "rounds_images_per_s": [[round(p), round(c)] for p, c in rounds],
         "training_loop_speedup": round(loop / classic, 2),
         f"project_{other}_images_per_s": round(other_rate, 1),
         "classic_networks_learned": learned,
@@ -161,8 +187,9 @@ def main(argv=None) -> dict:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"batch {b}, widths G {config.g_width} / D {config.d_width}, {steps} timed steps each "
-              f"({loop_steps} for the whole loop)")
+        print(f"batch {b}, widths G {config.g_width} / D {config.d_width}; step and classic: median of {args.rounds} "
+              f"alternating rounds of {steps} steps each; whole loop: {loop_steps} steps")
+        print("rounds, images/s (project step, classic):", ", ".join(f"({p:.0f}, {c:.0f})" for p, c in rounds))
         print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  ({result['project_ms_per_step']} ms/step)")
         print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  ({result['training_loop_ms_per_step']} ms/step)")
         print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  ({result['classic_ms_per_step']} ms/step)")

@@ -152,19 +152,20 @@ class StopAt(cgan_mnist.keras.callbacks.Callback):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp_path):
-    config = tiny_config(train_steps=8, save_interval=4)
+    config = tiny_config(train_steps=10, save_interval=4)
+    assert cgan_mnist.steps_per_call(config, 0) == 2  # callbacks run after steps 2, 4, 6, 8, 10
     whole = cgan_mnist.train(config, out_dir=tmp_path / "whole", data=mnist_small, verbose=False)
 
     with pytest.raises(TrainingStopped) as stopped:
-        cgan_mnist.train(config, out_dir=tmp_path / "cut", data=mnist_small, verbose=False, callbacks=[StopAt(5)])
+        cgan_mnist.train(config, out_dir=tmp_path / "cut", data=mnist_small, verbose=False, callbacks=[StopAt(4)])
     assert stopped.value.exit_code == 128 + signal.SIGINT
-    # The signal arrives during step 5's callbacks; the step after it finishes, checkpoints and stops.
+    # The signal arrives during step 4's callbacks; the call after it (steps 5 and 6) finishes, checkpoints and stops.
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path / "cut")] == ["step_000004.npz", "step_000006.npz"]
     assert not (tmp_path / "cut" / "cgan_mnist.h5").exists()
 
     resumed = cgan_mnist.resume(tmp_path / "cut", verbose=False)
     gan = cgan_mnist.make_gan(config)
-    assert checkpoints.restore(gan, checkpoints.list_checkpoints(tmp_path / "cut")[-1]) == 8
+    assert checkpoints.restore(gan, checkpoints.list_checkpoints(tmp_path / "cut")[-1]) == 10
     a, b = cgan_mnist.load_generator(whole), cgan_mnist.load_generator(resumed)
     # Same data order, same noise, same optimizer state: the same generator, up to float rounding.
     for wa, wb in zip(a.get_weights(), b.get_weights()):
@@ -172,7 +173,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp
     np.testing.assert_array_equal(gan.ema_generator.get_weights()[0], b.get_weights()[0])
     with open(tmp_path / "cut" / "losses.csv", newline="") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
-    assert steps == list(range(1, 9))  # no step logged twice
+    assert steps == list(range(1, 11))  # every step logged once
 
 
 def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
@@ -232,3 +233,17 @@ def test_nan_loss_stops_training_and_keeps_the_good_checkpoint(mnist_small, tmp_
     checkpoints.restore(gan, checkpoints.list_checkpoints(tmp_path)[0])
     assert all(np.isfinite(w.numpy()).all() for w in gan.discriminator.weights)
     assert not (tmp_path / "cgan_mnist.h5").exists()
+
+
+def test_several_steps_per_call_still_log_and_guard_every_step(mnist_small, tmp_path):
+    # Training runs up to 10 steps per compiled call; callbacks see every step through recent_steps().
+    config = tiny_config(train_steps=20, save_interval=5)
+    assert cgan_mnist.steps_per_call(config, 0) == 5
+    with pytest.raises(TrainingStopped, match="diverged at step 11: d_loss is nan"):
+        cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, verbose=False, callbacks=[PoisonWeights(10)])
+    assert [p.name for p in checkpoints.list_checkpoints(tmp_path)] == ["step_000005.npz", "step_000010.npz"]
+    with open(tmp_path / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows[:10]] == list(range(1, 11))
+    d_losses = [float(r["d_loss"]) for r in rows[:10]]
+    assert len(set(d_losses)) == 10 and all(np.isfinite(d_losses))  # each step's own figure, not the call's last
