@@ -80,7 +80,7 @@ class Checkpointer(keras.callbacks.Callback):
     """Saves a checkpoint every `interval` steps, and stops the run cleanly when asked or when a loss is not finite.
 
     While it is active, SIGINT and SIGTERM only set `signal_received`: the step
-    in progress finishes, a checkpoint is written and `fit` returns. A loss
+    in progress (one compiled call of up to 10 steps) finishes, a checkpoint is written and `fit` returns. A loss
     that is NaN or infinite stops the run with `diverged_at` set and no
     checkpoint written, so the last one on disk is the last good one.
     """
