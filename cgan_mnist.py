@@ -396,12 +396,10 @@ class ConditionalGAN(keras.Model):
                                            name="step_history")
         self.train_function = None  # traced again with the new count
 
-    def recent_steps(self, logs=None) -> list[tuple[int, dict[str, float]]]:
+    def recent_steps(self) -> list[tuple[int, dict[str, float]]]:
         """(step, figures) for each step run since callbacks last ran, oldest first."""
         step = int(self.g_optimizer.iterations.numpy())
         steps = self.steps_per_execution
-        if steps == 1:
-            return [(step, {name: float((logs or {})[name]) for name in STEP_FIGURES})]
         history = self.step_history.numpy()
         return [(s, dict(zip(STEP_FIGURES, map(float, history[(s - 1) % steps])))) for s in range(step - steps + 1, step + 1)]
 
@@ -444,10 +442,9 @@ class ConditionalGAN(keras.Model):
         self.real_acc_tracker.update_state(real_acc)
         self.fake_acc_tracker.update_state(fake_acc)
         figures = {"d_loss": d_loss, "g_loss": g_loss, "d_acc_real": real_acc, "d_acc_fake": fake_acc}
-        if self.steps_per_execution > 1:
-            row = (tf.cast(self.g_optimizer.iterations, tf.int32) - 1) % self.steps_per_execution
-            values = tf.stack([tf.cast(figures[name], tf.float32) for name in STEP_FIGURES])
-            self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
+        row = (tf.cast(self.g_optimizer.iterations, tf.int32) - 1) % self.steps_per_execution
+        values = tf.stack([tf.cast(figures[name], tf.float32) for name in STEP_FIGURES])
+        self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
         # Per-step values (not running means) so logs and the CSV show each step.
         return figures
 

@@ -106,7 +106,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.gan.g_optimizer.iterations.numpy())
-        for at, figures in self.gan.recent_steps(logs):
+        for at, figures in self.gan.recent_steps():
             for name in ("d_loss", "g_loss"):
                 if not math.isfinite(figures[name]):
                     self.diverged_at = (at, f"{name} is {figures[name]}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 
 import cgan_mnist  # first: it imports TensorFlow without its start-up notices
 import keras
+from atomic_files import atomic_path
 from cgan_mnist import NUM_CLASSES, UserError
 from keras import layers
 
@@ -77,11 +77,9 @@ def train_classifier(path=DEFAULT_CLASSIFIER, *, data=None, epochs: int = 4, lim
     ds = ds.batch(128).map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
     model.fit(ds, epochs=epochs, callbacks=[schedule], verbose=verbose, shuffle=False)
     _, accuracy = model.evaluate(cgan_mnist.preprocess(x_test), y_test, batch_size=1000, verbose=0)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path, float(accuracy)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return Path(path), float(accuracy)
 
 
 def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:

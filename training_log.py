@@ -95,7 +95,7 @@ class LossLog(keras.callbacks.Callback):
             tmp.write_text(kept.getvalue())
 
     def on_train_batch_end(self, batch, logs=None):
-        recent = self.gan.recent_steps(logs)
+        recent = self.gan.recent_steps()
         self.rows.extend((at, *(figures[c] for c in COLUMNS[1:])) for at, figures in recent)
         step = recent[-1][0]
         if step % self.interval == 0:
@@ -125,7 +125,7 @@ class TensorBoardLog(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_train_batch_end(self, batch, logs=None):
-        for at, figures in self.gan.recent_steps(logs):
+        for at, figures in self.gan.recent_steps():
             with self.writer.as_default(step=at):
                 for name in COLUMNS[1:]:
                     self.tf.summary.scalar(name, figures[name])

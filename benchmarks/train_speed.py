@@ -138,16 +138,16 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default: 5)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    if args.quick:
-        args.rounds = 2
     config = cgan_mnist.Config()
     images, labels = cgan_mnist.load_mnist()
-    warmup, steps = (4, 8) if args.quick else (30, -(-args.steps // 10) * 10)  # whole calls of 10 steps
-    # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
-    loop_steps = steps if args.quick else max(steps, config.save_interval)
     if args.quick:
         images, labels = images[:1024], labels[:1024]
         config = dataclasses.replace(config, save_interval=4)
+        warmup, steps, loop_steps, args.rounds = 4, 8, 8, 2
+    else:
+        warmup, steps = 30, -(-args.steps // 10) * 10  # whole calls of 10 steps
+        # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
+        loop_steps = max(steps, config.save_interval)
     loop = training_rate(config, limit=len(images), warmup=warmup, steps=loop_steps)
     # The two ways alternate in rounds, so a slow spell of the machine hits both; each figure is
     # the median over rounds and the speed-up the median of the rounds' ratios.
