@@ -67,6 +67,19 @@ def test_one_repeated_digit_is_mode_collapse(evaluator, real_train):
     assert s.frechet_distance > 20
 
 
+def test_reference_line_is_class_balanced_like_the_generators_samples():
+    drawn = []
+
+    class Recorder:
+        def score(self, images, labels):
+            drawn.append((images, labels))
+
+    evaluation.reference_scores(Recorder(), per_digit=50)
+    images, labels = drawn[0]
+    assert np.bincount(labels, minlength=10).tolist() == [50] * 10  # MNIST itself is not balanced
+    assert len({im.tobytes() for im in images}) == 500  # distinct real digits, no repeats
+
+
 def test_frechet_distance_of_known_gaussians():
     mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 2.0])
     s1, s2 = np.eye(3), 4 * np.eye(3)
@@ -102,7 +115,7 @@ def test_train_speed_benchmark_quick_mode():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     result = bench.main(["--quick"])
-    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
+    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0 and result["two_pass_images_per_s"] > 0
     assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
     assert result["peak_rss_mb"] > 0
 
