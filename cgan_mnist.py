@@ -353,8 +353,8 @@ def zero_sum_hinge_losses(real_logits, fake_logits):
     the fakes D has not yet pushed past its margin (D(G(z)) > -1, about 85% of
     them in our runs), a milder form of top-k training (Sinha et al., 2020).
     Being zero-sum, the step needs one backward pass through D for both
-    networks (`ConditionalGAN`): 20% faster a step, with Frechet distance and
-    accuracy within seed noise of `hinge_losses` at 8,000 steps (see the README).
+    networks (`ConditionalGAN`): 1.2x as fast a step as `hinge_losses`, with
+    Frechet distance and accuracy within seed noise of it (see the README).
     """
     fake_term = tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
     return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + fake_term, -fake_term
