@@ -192,10 +192,8 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     """
     x_train, y_train = cgan_mnist.load_mnist(data, "train")
     rng = np.random.default_rng(seed)
-    pick = np.concatenate([
-        rng.choice(np.flatnonzero(y_train == d), size=min(per_digit, int((y_train == d).sum())), replace=False)
-        for d in range(NUM_CLASSES) if (y_train == d).any()
-    ])
+    by_class = (np.flatnonzero(y_train == d) for d in range(NUM_CLASSES))
+    pick = np.concatenate([rng.choice(index, size=min(per_digit, len(index)), replace=False) for index in by_class])
     return evaluator.score(x_train[pick], y_train[pick])
 
 

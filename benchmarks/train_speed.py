@@ -154,7 +154,7 @@ def main(argv=None) -> dict:
     # the median over rounds and the speed-up the median of the rounds' ratios.
     # The third is the project's step with the plain hinge loss, which takes a second backward pass
     # through D for the generator: what the zero-sum loss saves.
-    project, (classic_run, learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
+    project, (classic_run, classic_learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
     two_pass = project_runner(config, images, labels, loss_fn=cgan_mnist.hinge_losses)
     for run in (project, classic_run, two_pass):
         run(warmup)
@@ -164,7 +164,7 @@ def main(argv=None) -> dict:
     ours, classic, two_pass_rate = (float(np.median([r[i] for r in rounds])) for i in (0, 1, 2))
     speedup = float(np.median([r[0] / r[1] for r in rounds]))
     one_pass_gain = float(np.median([r[0] / r[2] for r in rounds]))
-    learned = learned()
+    learned = classic_learned()
     policy = cgan_mnist.compute_policy(config.precision)
     other = "bfloat16" if policy == "float32" else "float32"
     other_project = project_runner(dataclasses.replace(config, precision=other), images, labels)
