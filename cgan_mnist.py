@@ -341,10 +341,8 @@ def hinge_losses(real_logits, fake_logits):
     D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G: -mean(D(G(z))). With
     the projection discriminator it reached a lower Frechet distance than the
     non-saturating cross-entropy loss at equal steps (see the README). G's loss
-    has no margin on purpose: the zero-sum variant, -mean(relu(1 + D(G(z)))),
-    gives G no gradient once D pushes every fake below -1, and training then
-    stopped for good within 15 steps at widths 96 / 48 (and at the default widths
-    with seed 2); a test guards against that.
+    has no margin on purpose: with one, -mean(relu(1 + D(G(z)))), G gets no
+    gradient once D pushes every fake below -1, and training stalled for good.
     """
     real_term = tf.reduce_mean(tf.nn.relu(1.0 - real_logits))
     fake_term = tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
