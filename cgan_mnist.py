@@ -81,8 +81,9 @@ class Config:
     d_width: int = 48  # channels of the discriminator's 14x14 stage (its 7x7 stage has twice that)
     g_lr: float = 6e-4
     d_lr: float = 6e-4
-    final_lr_fraction: float = 0.05  # both learning rates decay linearly to this share by the last step
-    beta_1: float = 0.5
+    final_lr_fraction: float = 0.0  # both learning rates decay linearly to this share by the last step
+    beta_1: float = 0.0  # Adam's betas for both networks; 0 / 0.9 against 0.5 / 0.999 lowered the
+    beta_2: float = 0.9  # Frechet distance at 12k steps by 0.14 and 0.22 on two seeds (see the README)
     ema_decay: float = 0.999  # generator weights are averaged; the average is what gets saved
     save_interval: int = 500
     seed: int = 0
@@ -100,6 +101,9 @@ class Config:
                 raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise UserError(f"--final-lr-fraction must be in [0, 1], got {self.final_lr_fraction}")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in ("auto", "float32", "bfloat16"):
@@ -508,8 +512,8 @@ def make_gan(config: Config, *, loss_fn=hinge_losses) -> ConditionalGAN:
     ema_generator.set_weights(generator.get_weights())
     gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.d_lr), beta_1=config.beta_1),
-        g_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.g_lr), beta_1=config.beta_1),
+        d_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.d_lr), beta_1=config.beta_1, beta_2=config.beta_2),
+        g_optimizer=keras.optimizers.Adam(learning_rate_schedule(config, config.g_lr), beta_1=config.beta_1, beta_2=config.beta_2),
         loss_fn=loss_fn,
     )
     return gan
@@ -625,6 +629,8 @@ class TrainingStopped(Exception):
 
 
 RUN_FILE = "run.json"  # config and data settings of a run: what --resume needs to continue it
+# Config fields added after run.json existed, with the value that runs written before them trained with.
+FORMER_DEFAULTS = {"beta_2": 0.999}
 
 
 def train(
@@ -675,7 +681,7 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), tensorboard=None) -> 
     _check_tensorboard(tensorboard)
     try:
         run = json.loads((run_dir / RUN_FILE).read_text())
-        config = Config(**run["config"])
+        config = Config(**{**FORMER_DEFAULTS, **run["config"]})
     except (OSError, ValueError, TypeError, KeyError):
         raise UserError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
     found = checkpoints.list_checkpoints(run_dir)
@@ -843,6 +849,7 @@ CONFIG_HELP = {
     "d_lr": "discriminator Adam learning rate at the first step",
     "final_lr_fraction": "both learning rates decay linearly to this share of their start by the last step",
     "beta_1": "Adam beta_1 of both optimizers",
+    "beta_2": "Adam beta_2 of both optimizers",
     "ema_decay": "decay of the generator's weight average (the saved generator)",
     "save_interval": "steps between sample grids, checkpoints and loss-curve updates",
     "precision": "auto: mixed bfloat16 on CPUs with AMX, else float32",

@@ -156,6 +156,8 @@ def test_training_refuses_bad_settings(mnist_small, tmp_path):
         cgan_mnist.train(tiny_config(train_steps=0), out_dir=tmp_path, data=mnist_small)
     with pytest.raises(UserError, match="--g-lr"):
         cgan_mnist.train(tiny_config(g_lr=-1.0), out_dir=tmp_path, data=mnist_small)
+    with pytest.raises(UserError, match="--beta-2"):
+        cgan_mnist.train(tiny_config(beta_2=1.0), out_dir=tmp_path, data=mnist_small)
     with pytest.raises(UserError, match="fewer than one batch"):
         cgan_mnist.train(tiny_config(), out_dir=tmp_path, data=mnist_small, limit=3)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -174,6 +175,25 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp
     with open(tmp_path / "cut" / "losses.csv", newline="") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == list(range(1, 11))  # every step logged once
+
+
+def test_resume_of_a_run_written_before_beta_2_keeps_the_beta_2_it_trained_with(mnist_small, tmp_path):
+    config = tiny_config(train_steps=6, save_interval=2, beta_2=0.999)
+    with pytest.raises(TrainingStopped):
+        cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, verbose=False, callbacks=[StopAt(2)])
+    run_file = tmp_path / cgan_mnist.RUN_FILE
+    run = json.loads(run_file.read_text())
+    del run["config"]["beta_2"]  # as run.json was before the field existed
+    run_file.write_text(json.dumps(run))
+
+    class Betas(cgan_mnist.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seen = (self.model.config.beta_2, float(self.model.g_optimizer.beta_2), float(self.model.d_optimizer.beta_2))
+
+    betas = Betas()
+    cgan_mnist.resume(tmp_path, verbose=False, callbacks=[betas])
+    assert betas.seen == pytest.approx((0.999, 0.999, 0.999))
+    assert cgan_mnist.Config().beta_2 != 0.999  # else this test would not tell the two apart
 
 
 def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
