@@ -470,27 +470,34 @@ class ConditionalGAN(keras.Model):
         return self.ema_generator
 
 
-def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: int = 4096) -> None:
-    """Set the moving mean and variance of every BatchNormalization layer to their values over one batch.
+def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: int = 4096, chunk: int = 512) -> None:
+    """Set the moving mean and variance of every BatchNormalization layer to their values over `count` samples.
 
     An averaged generator's weights differ from those the running statistics
     were gathered with; these are the statistics of `count` samples (labels
     cycling through the classes) drawn with the averaged weights themselves,
     layer by layer as in training. Lowered the Frechet distance by 0.1-0.3.
+    Each layer's figures are summed over chunks of `chunk` samples, with the
+    layers before it already set: what one training-mode pass over all the
+    samples gives, without holding their activations at once (that pass over
+    4,096 samples took 1.4 GB at widths 96 / 48).
     """
-    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
     rng = np.random.default_rng(seed)
     inputs = {"noise": rng.standard_normal((count, generator.input["noise"].shape[-1])).astype(np.float32)}
     if "label" in generator.input:
         inputs["label"] = (np.arange(count) % NUM_CLASSES).astype(np.int32).reshape(-1, 1)
-    saved = [layer.momentum for layer in norms]
-    try:
-        for layer in norms:
-            layer.momentum = 0.0  # the moving statistics become this batch's
-        generator(inputs, training=True)
-    finally:
-        for layer, momentum in zip(norms, saved):
-            layer.momentum = momentum
+    for layer in generator.layers:
+        if not isinstance(layer, layers.BatchNormalization):
+            continue
+        to_layer = keras.Model(generator.input, layer.input)  # the earlier layers, statistics already set
+        rows, total, squares = 0, 0.0, 0.0
+        for start in range(0, count, chunk):
+            x = to_layer({name: value[start : start + chunk] for name, value in inputs.items()}, training=False)
+            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])  # channels last: one column per channel
+            rows, total, squares = rows + len(x), total + x.sum(0), squares + (x * x).sum(0)
+        mean = total / rows
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(squares / rows - mean * mean, 0.0).astype(np.float32))
 
 
 def learning_rate_schedule(config: Config, initial: float):

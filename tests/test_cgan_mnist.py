@@ -162,6 +162,31 @@ def test_training_refuses_bad_settings(mnist_small, tmp_path):
         cgan_mnist.train(tiny_config(), out_dir=tmp_path, data=mnist_small, limit=3)
 
 
+def test_batch_norm_statistics_in_chunks_match_one_training_pass_over_all_samples():
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8)
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2
+    # The definition: one training-mode pass over all 300 samples, each layer's moving statistics
+    # replaced by that batch's (momentum 0).
+    rng = np.random.default_rng(0)
+    inputs = {"noise": rng.standard_normal((300, 8)).astype(np.float32),
+              "label": (np.arange(300) % 10).astype(np.int32).reshape(-1, 1)}
+    for layer in norms:
+        layer.momentum = 0.0
+    generator(inputs, training=True)
+    expected = [(layer.moving_mean.numpy().copy(), layer.moving_variance.numpy().copy()) for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.99
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
+
+    cgan_mnist.set_batch_norm_statistics(generator, seed=0, count=300, chunk=128)  # 128 + 128 + 44
+    for layer, (mean, variance) in zip(norms, expected):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected[1][1], 1.0)  # the statistics were really set, not left at their start
+
+
 # --- sampling -------------------------------------------------------------
 
 
