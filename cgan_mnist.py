@@ -101,11 +101,9 @@ class Config:
                 raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise UserError(f"--final-lr-fraction must be in [0, 1], got {self.final_lr_fraction}")
-        for name in ("beta_1", "beta_2"):
+        for name in ("beta_1", "beta_2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise UserError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in ("auto", "float32", "bfloat16"):
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
 
@@ -507,6 +505,11 @@ def learning_rate_schedule(config: Config, initial: float):
     )
 
 
+def adam(config: Config, learning_rate) -> keras.optimizers.Adam:
+    """Adam with the run's betas; `learning_rate` is a number or a schedule."""
+    return keras.optimizers.Adam(learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
+
+
 def make_gan(config: Config, *, loss_fn=hinge_losses) -> ConditionalGAN:
     """A compiled ConditionalGAN for `config`, ready for `fit`; `loss_fn` as in `ConditionalGAN.compile`."""
     keras.utils.set_random_seed(config.seed)
@@ -518,11 +521,11 @@ def make_gan(config: Config, *, loss_fn=hinge_losses) -> ConditionalGAN:
     ema_generator = build_generator(latent_dim=config.latent_dim, width=config.g_width, dtype="float32")
     ema_generator.set_weights(generator.get_weights())
     gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
-
-    def adam(initial_lr):
-        return keras.optimizers.Adam(learning_rate_schedule(config, initial_lr), beta_1=config.beta_1, beta_2=config.beta_2)
-
-    gan.compile(d_optimizer=adam(config.d_lr), g_optimizer=adam(config.g_lr), loss_fn=loss_fn)
+    gan.compile(
+        d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr)),
+        g_optimizer=adam(config, learning_rate_schedule(config, config.g_lr)),
+        loss_fn=loss_fn,
+    )
     return gan
 
 

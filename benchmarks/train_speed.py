@@ -80,11 +80,11 @@ def classic_runner(config: cgan_mnist.Config, images, labels):
     """(run(n), learned()): n steps of the classic loop; whether each network's weights have moved."""
     keras.utils.set_random_seed(config.seed)
     generator, discriminator = cgan_mnist.build_models(config, dtype="float32")
-    discriminator.compile(optimizer=keras.optimizers.Adam(config.d_lr, beta_1=config.beta_1, beta_2=config.beta_2),
+    discriminator.compile(optimizer=cgan_mnist.adam(config, config.d_lr),
                           loss=keras.losses.BinaryCrossentropy(from_logits=True))
     discriminator.trainable = False
     adversarial = cgan_mnist.build_adversarial(generator, discriminator)
-    adversarial.compile(optimizer=keras.optimizers.Adam(config.g_lr, beta_1=config.beta_1, beta_2=config.beta_2),
+    adversarial.compile(optimizer=cgan_mnist.adam(config, config.g_lr),
                         loss=keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
