@@ -1029,4 +1029,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the module `cgan_mnist` that evaluation.py and morphing.py import: as `__main__`, this
+    # file's UserError would be a second class, and theirs would escape `main` as a traceback.
+    import cgan_mnist
+
+    sys.exit(cgan_mnist.main())

@@ -300,6 +300,15 @@ def test_cli_bad_input_as_a_subprocess_has_no_traceback(tmp_path):
     assert result.stderr.strip() == "cgan_mnist.py: error: nope.h5: no such model file"
 
 
+@pytest.mark.parametrize("argv", [("--evaluate", "--generator=nope.h5"), ("--generator=nope.h5", "--interpolate", "3", "7")])
+def test_errors_raised_in_companion_modules_get_one_line_too(tmp_path, argv):
+    # evaluation.py and morphing.py raise cgan_mnist.UserError; run as a script, cgan_mnist.py once
+    # let those escape as a traceback (exit 1), since its own UserError was __main__'s.
+    result = run_cli(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "cgan_mnist.py: error: nope.h5: no such model file"
+
+
 # --- data -----------------------------------------------------------------
 
 
