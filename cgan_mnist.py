@@ -74,11 +74,14 @@ class UserError(Exception):
 class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
-    train_steps: int = 12_000
+    train_steps: int = 8_000
     batch_size: int = 64
     latent_dim: int = 64
     g_width: int = 96  # channels of the generator's 14x14 stage (its 7x7 stage has twice that)
+    g_extra_convs: int = 1  # 3x3 convolutions at the generator's 14x14 stage: with the one in D, Frechet distance
+    # 1.81 after 8k steps, against 2.71 after 12k without them (README: "Why these sizes")
     d_width: int = 48  # channels of the discriminator's 14x14 stage (its 7x7 stage has twice that)
+    d_extra_convs: int = 1  # 3x3 convolutions at the discriminator's 7x7 stage
     g_lr: float = 6e-4
     d_lr: float = 6e-4
     final_lr_fraction: float = 0.0  # both learning rates decay linearly to this share by the last step
@@ -95,6 +98,9 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("g_extra_convs", "d_extra_convs"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         for name in ("g_lr", "d_lr"):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0 < value < 1):
@@ -242,14 +248,15 @@ def load_mnist(path: str | os.PathLike | None = None, split: str = "train") -> t
 # Models
 
 
-def build_generator(*, latent_dim: int = 64, width: int = 64, num_classes: int | None = NUM_CLASSES,
+def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, num_classes: int | None = NUM_CLASSES,
                     image_shape: tuple[int, int, int] = IMAGE_SHAPE, dtype: str | None = None,
                     soft_labels: bool = False) -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
     convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
-    7x14 for a 28x56 pair. `num_classes=None` builds an unconditional
+    7x14 for a 28x56 pair; `extra_convs` 3x3 convolutions (BatchNorm, ReLU)
+    refine the middle stage. `num_classes=None` builds an unconditional
     generator whose only input is `noise`. With `soft_labels` the label is
     instead a float vector of class weights, embedded by a bias-free Dense
     layer whose kernel has the embedding's shape, so `set_weights` carries a
@@ -276,21 +283,30 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, num_classes: int |
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
     x = layers.BatchNormalization(dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
+    for _ in range(extra_convs):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x)
+        x = layers.BatchNormalization(dtype=dtype)(x)
+        x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(inputs, image, name="generator")
 
 
-def generator_width(generator: keras.Model) -> int:
-    """The `width` a generator was built with (channels of its 14x14 stage)."""
-    return next(layer.filters for layer in generator.layers if isinstance(layer, layers.Conv2DTranspose))
+def generator_settings(generator: keras.Model) -> dict[str, int]:
+    """The `build_generator` arguments `latent_dim`, `width` and `extra_convs` a generator was built with."""
+    return {
+        "latent_dim": generator.input["noise"].shape[-1],
+        "width": next(layer.filters for layer in generator.layers if isinstance(layer, layers.Conv2DTranspose)),
+        "extra_convs": sum(type(layer) is layers.Conv2D for layer in generator.layers),
+    }
 
 
-def build_discriminator(*, width: int = 32, num_classes: int | None = NUM_CLASSES,
+def build_discriminator(*, width: int = 32, extra_convs: int = 1, num_classes: int | None = NUM_CLASSES,
                         image_shape: tuple[int, int, int] = IMAGE_SHAPE, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
-    The logit is psi(h) + <embed(label), h> for image features h (Miyato and
+    Two stride-2 convolutions bring the image to (h/4, w/4), where
+    `extra_convs` 3x3 convolutions follow. The logit is psi(h) + <embed(label), h> for image features h (Miyato and
     Koyama, 2018), so the label enters as a learned class direction in
     feature space rather than as an extra input channel. There is no
     normalisation layer and no final sigmoid, so the same network serves as a
@@ -302,6 +318,9 @@ def build_discriminator(*, width: int = 32, num_classes: int | None = NUM_CLASSE
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", dtype=dtype)(x)
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 7x7x2w
+    for _ in range(extra_convs):
+        x = layers.Conv2D(2 * width, 3, padding="same", dtype=dtype)(x)
+        x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 7x7x2w
     h = layers.Flatten(dtype=dtype)(x)
     logit = layers.Dense(1, dtype=dtype, name="psi")(h)
     inputs = {"image": image}
@@ -327,10 +346,14 @@ def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> ker
 
 def build_models(config: Config, *, dtype: str | None = None) -> tuple[keras.Model, keras.Model]:
     """The generator and discriminator for `config`."""
-    return (
-        build_generator(latent_dim=config.latent_dim, width=config.g_width, dtype=dtype),
-        build_discriminator(width=config.d_width, dtype=dtype),
-    )
+    discriminator = build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs, dtype=dtype)
+    return config_generator(config, dtype=dtype), discriminator
+
+
+def config_generator(config: Config, *, dtype: str | None = None) -> keras.Model:
+    """The generator for `config`."""
+    return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
+                           dtype=dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -518,7 +541,7 @@ def make_gan(config: Config, *, loss_fn=hinge_losses) -> ConditionalGAN:
     tf.config.optimizer.set_experimental_options({"remapping": False})
     policy = compute_policy(config.precision)
     generator, discriminator = build_models(config, dtype=policy)
-    ema_generator = build_generator(latent_dim=config.latent_dim, width=config.g_width, dtype="float32")
+    ema_generator = config_generator(config, dtype="float32")
     ema_generator.set_weights(generator.get_weights())
     gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
     gan.compile(
@@ -640,7 +663,7 @@ class TrainingStopped(Exception):
 
 RUN_FILE = "run.json"  # config and data settings of a run: what --resume needs to continue it
 # Config fields added after run.json existed, with the value that runs written before them trained with.
-FORMER_DEFAULTS = {"beta_2": 0.999}
+FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0}
 
 
 def train(
@@ -854,7 +877,9 @@ CONFIG_HELP = {
     "batch_size": "images per step",
     "latent_dim": "noise dimensions",
     "g_width": "generator channels at 14x14 (twice that at 7x7)",
+    "g_extra_convs": "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage",
     "d_width": "discriminator channels at 14x14 (twice that at 7x7)",
+    "d_extra_convs": "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage",
     "g_lr": "generator Adam learning rate at the first step",
     "d_lr": "discriminator Adam learning rate at the first step",
     "final_lr_fraction": "both learning rates decay linearly to this share of their start by the last step",

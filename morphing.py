@@ -18,8 +18,7 @@ from cgan_mnist import NUM_CLASSES
 
 def soft_label_generator(generator):
     """A copy of `generator` that takes 10 class weights as its label instead of one digit."""
-    soft = cgan_mnist.build_generator(latent_dim=generator.input["noise"].shape[-1],
-                                      width=cgan_mnist.generator_width(generator), soft_labels=True)
+    soft = cgan_mnist.build_generator(**cgan_mnist.generator_settings(generator), soft_labels=True)
     soft.set_weights(generator.get_weights())
     return soft
 

@@ -38,6 +38,15 @@ def test_builders_have_named_inputs_and_documented_shapes():
     assert np.asarray(adv({"noise": noise, "label": labels})).shape == (5, 1)
 
 
+@pytest.mark.parametrize("extra_convs", [0, 1, 2])
+def test_generator_settings_read_back_what_the_generator_was_built_with(extra_convs):
+    g = cgan_mnist.build_generator(latent_dim=6, width=10, extra_convs=extra_convs)
+    assert cgan_mnist.generator_settings(g) == {"latent_dim": 6, "width": 10, "extra_convs": extra_convs}
+    # Each extra convolution is one more 14x14 stage with its own batch norm.
+    norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in g.layers)
+    assert norms == 2 + extra_convs
+
+
 def test_mixed_precision_generator_still_outputs_float32():
     g = cgan_mnist.build_generator(latent_dim=8, width=8, dtype="mixed_bfloat16")
     d = cgan_mnist.build_discriminator(width=8, dtype="mixed_bfloat16")
@@ -156,6 +165,10 @@ def test_training_refuses_bad_settings(mnist_small, tmp_path):
         cgan_mnist.train(tiny_config(train_steps=0), out_dir=tmp_path, data=mnist_small)
     with pytest.raises(UserError, match="--g-lr"):
         cgan_mnist.train(tiny_config(g_lr=-1.0), out_dir=tmp_path, data=mnist_small)
+    with pytest.raises(UserError, match="--g-extra-convs"):
+        cgan_mnist.train(tiny_config(g_extra_convs=-1), out_dir=tmp_path, data=mnist_small)
+    with pytest.raises(UserError, match="--d-extra-convs"):
+        cgan_mnist.train(tiny_config(d_extra_convs=-1), out_dir=tmp_path, data=mnist_small)
     with pytest.raises(UserError, match="--beta-2"):
         cgan_mnist.train(tiny_config(beta_2=1.0), out_dir=tmp_path, data=mnist_small)
     with pytest.raises(UserError, match="fewer than one batch"):
@@ -165,7 +178,7 @@ def test_training_refuses_bad_settings(mnist_small, tmp_path):
 def test_batch_norm_statistics_in_chunks_match_one_training_pass_over_all_samples():
     generator = cgan_mnist.build_generator(latent_dim=8, width=8)
     norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) == 2
+    assert len(norms) == 3
     # The definition: one training-mode pass over all 300 samples, each layer's moving statistics
     # replaced by that batch's (momentum 0).
     rng = np.random.default_rng(0)

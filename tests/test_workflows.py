@@ -177,23 +177,30 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp
     assert steps == list(range(1, 11))  # every step logged once
 
 
-def test_resume_of_a_run_written_before_beta_2_keeps_the_beta_2_it_trained_with(mnist_small, tmp_path):
-    config = tiny_config(train_steps=6, save_interval=2, beta_2=0.999)
+def test_resume_of_a_run_written_before_newer_fields_keeps_what_it_trained_with(mnist_small, tmp_path):
+    # beta_2 and the extra convolutions came after run.json did; an older run trained with 0.999 and none.
+    config = tiny_config(train_steps=6, save_interval=2, beta_2=0.999, g_extra_convs=0, d_extra_convs=0)
     with pytest.raises(TrainingStopped):
         cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, verbose=False, callbacks=[StopAt(2)])
     run_file = tmp_path / cgan_mnist.RUN_FILE
     run = json.loads(run_file.read_text())
-    del run["config"]["beta_2"]  # as run.json was before the field existed
+    for field in cgan_mnist.FORMER_DEFAULTS:
+        del run["config"][field]  # as run.json was before the field existed
     run_file.write_text(json.dumps(run))
 
-    class Betas(cgan_mnist.keras.callbacks.Callback):
+    class Seen(cgan_mnist.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.seen = (self.model.config.beta_2, float(self.model.g_optimizer.beta_2), float(self.model.d_optimizer.beta_2))
+            self.betas = (self.model.config.beta_2, float(self.model.g_optimizer.beta_2), float(self.model.d_optimizer.beta_2))
+            self.generator = cgan_mnist.generator_settings(self.model.generator)
+            self.d_convs = sum(type(layer) is cgan_mnist.keras.layers.Conv2D for layer in self.model.discriminator.layers)
 
-    betas = Betas()
-    cgan_mnist.resume(tmp_path, verbose=False, callbacks=[betas])
-    assert betas.seen == pytest.approx((0.999, 0.999, 0.999))
-    assert cgan_mnist.Config().beta_2 != 0.999  # else this test would not tell the two apart
+    seen = Seen()
+    cgan_mnist.resume(tmp_path, verbose=False, callbacks=[seen])  # the checkpoint fits only the old networks
+    assert seen.betas == pytest.approx((0.999, 0.999, 0.999))
+    assert seen.generator["extra_convs"] == 0 and seen.d_convs == 2
+    # Else this test would not tell the two apart.
+    assert cgan_mnist.Config().beta_2 != 0.999
+    assert cgan_mnist.Config().g_extra_convs != 0 and cgan_mnist.Config().d_extra_convs != 0
 
 
 def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
