@@ -78,10 +78,10 @@ class Config:
     batch_size: int = 64
     latent_dim: int = 64
     g_width: int = 96  # channels of the generator's 14x14 stage (its 7x7 stage has twice that)
-    g_extra_convs: int = 1  # 3x3 convolutions at the generator's 14x14 stage: with the one in D, Frechet distance
-    # 1.81 after 8k steps, against 2.71 after 12k without them (README: "Why these sizes")
+    g_extra_convs: int = 1  # 3x3 convolutions at the generator's 14x14 stage: with those in D, Frechet distance
+    # 1.87 after 8k steps, against 2.71 after 12k without them (README: "Why these sizes")
     d_width: int = 48  # channels of the discriminator's 14x14 stage (its 7x7 stage has twice that)
-    d_extra_convs: int = 1  # 3x3 convolutions at the discriminator's 7x7 stage
+    d_extra_convs: int = 2  # 3x3 convolutions at the discriminator's 7x7 stage: 2 rather than 1 raised accuracy (README)
     g_lr: float = 6e-4
     d_lr: float = 6e-4
     final_lr_fraction: float = 0.0  # both learning rates decay linearly to this share by the last step
