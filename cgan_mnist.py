@@ -301,16 +301,16 @@ def generator_settings(generator: keras.Model) -> dict[str, int]:
     }
 
 
-def build_discriminator(*, width: int = 32, extra_convs: int = 1, num_classes: int | None = NUM_CLASSES,
+def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: int | None = NUM_CLASSES,
                         image_shape: tuple[int, int, int] = IMAGE_SHAPE, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
-    `extra_convs` 3x3 convolutions follow. The logit is psi(h) + <embed(label), h> for image features h (Miyato and
-    Koyama, 2018), so the label enters as a learned class direction in
-    feature space rather than as an extra input channel. There is no
-    normalisation layer and no final sigmoid, so the same network serves as a
-    Wasserstein critic. `num_classes=None` drops the label input and the
+    `extra_convs` 3x3 convolutions follow. The logit is psi(h) + <embed(label), h>
+    for image features h (Miyato and Koyama, 2018), so the label enters as a
+    learned class direction in feature space rather than as an extra input
+    channel. There is no normalisation layer and no final sigmoid, so the same
+    network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
     projection: an unconditional discriminator, psi(h) alone.
     """
     image = keras.Input(image_shape, name="image")
