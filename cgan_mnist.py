@@ -409,6 +409,8 @@ class ConditionalGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_acc_tracker = keras.metrics.Mean(name="d_acc_real")
         self.fake_acc_tracker = keras.metrics.Mean(name="d_acc_fake")
+        # The first step whose loss was not finite, set by the NaN guard: nothing from it on is logged or drawn.
+        self.diverged_at: int | None = None
         self.set_steps_per_call(1)
 
     def set_steps_per_call(self, steps: int) -> None:
@@ -425,11 +427,12 @@ class ConditionalGAN(keras.Model):
         self.train_function = None  # traced again with the new count
 
     def recent_steps(self) -> list[tuple[int, dict[str, float]]]:
-        """(step, figures) for each step run since callbacks last ran, oldest first."""
+        """(step, figures) for each step run since callbacks last ran, oldest first; none from `diverged_at` on."""
         step = int(self.g_optimizer.iterations.numpy())
         steps = self.steps_per_execution
+        last = step if self.diverged_at is None else min(step, self.diverged_at - 1)
         history = self.step_history.numpy()
-        return [(s, dict(zip(STEP_FIGURES, map(float, history[(s - 1) % steps])))) for s in range(step - steps + 1, step + 1)]
+        return [(s, dict(zip(STEP_FIGURES, map(float, history[(s - 1) % steps])))) for s in range(step - steps + 1, last + 1)]
 
     def compile(self, d_optimizer, g_optimizer, loss_fn=hinge_losses):
         """`loss_fn(real_logits, fake_logits)` returns (discriminator loss, generator loss)."""
@@ -637,7 +640,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.gan.g_optimizer.iterations.numpy())
-        if step % self.interval == 0:
+        if step % self.interval == 0 and self.gan.diverged_at is None:  # diverged weights draw a black grid
             self.dump(step)
 
     def grid(self, step: int) -> np.ndarray:

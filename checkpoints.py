@@ -110,6 +110,7 @@ class Checkpointer(keras.callbacks.Callback):
             for name in ("d_loss", "g_loss"):
                 if not math.isfinite(figures[name]):
                     self.diverged_at = (at, f"{name} is {figures[name]}")
+                    self.gan.diverged_at = at  # the callbacks after this one record nothing from here on
                     self.gan.stop_training = True
                     return
         if step % self.interval == 0 or self.signal_received is not None:

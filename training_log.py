@@ -97,8 +97,7 @@ class LossLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         recent = self.gan.recent_steps()
         self.rows.extend((at, *(figures[c] for c in COLUMNS[1:])) for at, figures in recent)
-        step = recent[-1][0]
-        if step % self.interval == 0:
+        if recent and recent[-1][0] % self.interval == 0:
             self.flush(draw=True)
 
     def on_train_end(self, logs=None):
@@ -131,7 +130,7 @@ class TensorBoardLog(keras.callbacks.Callback):
                     self.tf.summary.scalar(name, figures[name])
         step = int(self.gan.g_optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
-            if self.grid_source is not None and step % self.interval == 0:
+            if self.grid_source is not None and step % self.interval == 0 and self.gan.diverged_at is None:
                 grid = self.grid_source(step)  # uint8 (h, w)
                 self.tf.summary.image("fixed_noise_samples", grid[None, :, :, None], max_outputs=1)
 
