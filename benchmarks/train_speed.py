@@ -169,6 +169,7 @@ def main(argv=None) -> dict:
     result = {
         "batch_size": b,
         "widths": [config.g_width, config.d_width],
+        "extra_convs": [config.g_extra_convs, config.d_extra_convs],
         "policy": policy,
         "steps": steps,
         "project_images_per_s": round(ours, 1),
@@ -189,7 +190,8 @@ def main(argv=None) -> dict:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"batch {b}, widths G {config.g_width} / D {config.d_width}; step and classic: median of {args.rounds} "
+        print(f"batch {b}, widths G {config.g_width} / D {config.d_width}, extra 3x3 convs G {config.g_extra_convs} / "
+              f"D {config.d_extra_convs}; step and classic: median of {args.rounds} "
               f"alternating rounds of {steps} steps each; whole loop: {loop_steps} steps")
         print(f"rounds, images/s (project step, classic, project step in {other}):",
               ", ".join("(" + ", ".join(f"{v:.0f}" for v in r) + ")" for r in rounds))
