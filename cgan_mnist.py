@@ -409,8 +409,9 @@ class ConditionalGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_acc_tracker = keras.metrics.Mean(name="d_acc_real")
         self.fake_acc_tracker = keras.metrics.Mean(name="d_acc_fake")
-        # The first step whose loss was not finite, set by the NaN guard: nothing from it on is logged or drawn.
-        self.diverged_at: int | None = None
+        # (first step whose loss was not finite, which loss), set by the NaN guard: nothing from that step on
+        # is logged or drawn.
+        self.diverged_at: tuple[int, str] | None = None
         self.set_steps_per_call(1)
 
     def set_steps_per_call(self, steps: int) -> None:
@@ -430,7 +431,7 @@ class ConditionalGAN(keras.Model):
         """(step, figures) for each step run since callbacks last ran, oldest first; none from `diverged_at` on."""
         step = int(self.g_optimizer.iterations.numpy())
         steps = self.steps_per_execution
-        last = step if self.diverged_at is None else min(step, self.diverged_at - 1)
+        last = step if self.diverged_at is None else min(step, self.diverged_at[0] - 1)
         history = self.step_history.numpy()
         return [(s, dict(zip(STEP_FIGURES, map(float, history[(s - 1) % steps])))) for s in range(step - steps + 1, last + 1)]
 
@@ -766,8 +767,8 @@ def _fit(config, out_dir, images, labels, run, *, start_step, gan, verbose, call
         gan.fit(dataset, epochs=1, steps_per_epoch=remaining, callbacks=all_callbacks, verbose=0, shuffle=False)
     elapsed = time.perf_counter() - start
     step = int(gan.g_optimizer.iterations.numpy())
-    if guard.diverged_at:
-        at, what = guard.diverged_at
+    if gan.diverged_at:
+        at, what = gan.diverged_at
         last = checkpoints.list_checkpoints(out_dir)
         kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written before it"
         raise TrainingStopped(f"training diverged at step {at}: {what}; {kept} (lower --g-lr/--d-lr and train again)", 1)

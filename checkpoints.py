@@ -81,7 +81,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     While it is active, SIGINT and SIGTERM only set `signal_received`: the step
     in progress (one compiled call of up to 10 steps) finishes, a checkpoint is written and `fit` returns. A loss
-    that is NaN or infinite stops the run with `diverged_at` set and no
+    that is NaN or infinite stops the run with the GAN's `diverged_at` set and no
     checkpoint written, so the last one on disk is the last good one.
     """
 
@@ -89,7 +89,6 @@ class Checkpointer(keras.callbacks.Callback):
         super().__init__()
         self.gan, self.run_dir, self.interval = gan, Path(run_dir), interval
         self.signal_received: int | None = None
-        self.diverged_at: tuple[int, str] | None = None
         self._previous = {}
 
     def _handle(self, signum, frame):
@@ -109,8 +108,7 @@ class Checkpointer(keras.callbacks.Callback):
         for at, figures in self.gan.recent_steps():
             for name in ("d_loss", "g_loss"):
                 if not math.isfinite(figures[name]):
-                    self.diverged_at = (at, f"{name} is {figures[name]}")
-                    self.gan.diverged_at = at  # the callbacks after this one record nothing from here on
+                    self.gan.diverged_at = (at, f"{name} is {figures[name]}")  # later callbacks record nothing from it on
                     self.gan.stop_training = True
                     return
         if step % self.interval == 0 or self.signal_received is not None:
