@@ -13,6 +13,7 @@ Prints a table of minutes, steps, accuracy, Frechet distance and diversity.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -22,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cgan_mnist  # noqa: E402  (first: it imports TensorFlow without its start-up notices)
-import keras  # noqa: E402
-import evaluation  # noqa: E402
+import cgan_mnist  # noqa: E402
+from cgan import evaluation  # noqa: E402
+from cgan.backend import keras  # noqa: E402
 
 
 class TimedEvaluation(keras.callbacks.Callback):
@@ -92,8 +93,8 @@ def main(argv=None) -> int:
           f"diversity {real.diversity:.3f}")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": cgan_mnist.dataclasses.asdict(config), "rows": timed.rows,
-                                               "real": cgan_mnist.dataclasses.asdict(real)}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"config": dataclasses.asdict(config), "rows": timed.rows,
+                                               "real": dataclasses.asdict(real)}, indent=2) + "\n")
     return 0
 
 

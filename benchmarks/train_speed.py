@@ -33,15 +33,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cgan_mnist  # noqa: E402  (first: it imports TensorFlow without its start-up notices)
-import keras  # noqa: E402
+import cgan_mnist  # noqa: E402
+from cgan.backend import keras  # noqa: E402
+from cgan.config import Config  # noqa: E402
+from cgan.data import MNIST, preprocess  # noqa: E402
+from cgan.gan import adam, steps_per_call  # noqa: E402
+from cgan.precision import compute_policy  # noqa: E402
 
 
-def project_runner(config: cgan_mnist.Config, images, labels):
+def project_runner(config: Config, images, labels):
     """A function running n steps of ConditionalGAN.train_step under fit, as training does, with no callbacks."""
     gan = cgan_mnist.make_gan(config)
-    gan.set_steps_per_call(cgan_mnist.steps_per_call(config, 0))
-    ds = cgan_mnist.make_dataset(images, labels, batch_size=config.batch_size, seed=0)
+    gan.set_steps_per_call(steps_per_call(config, 0))
+    ds = MNIST.batches(images, labels, batch_size=config.batch_size, seed=0)
 
     def run(steps: int) -> None:
         gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
@@ -63,7 +67,7 @@ class _StepClock(keras.callbacks.Callback):
         self.end, self.end_step = time.perf_counter(), step
 
 
-def training_rate(config: cgan_mnist.Config, *, limit: int | None, warmup: int, steps: int) -> float:
+def training_rate(config: Config, *, limit: int | None, warmup: int, steps: int) -> float:
     """Images per second of `cgan_mnist.train`, every callback of a real run included."""
     clock = _StepClock(warmup)
     config = dataclasses.replace(config, train_steps=warmup + steps)
@@ -76,19 +80,20 @@ def training_rate(config: cgan_mnist.Config, *, limit: int | None, warmup: int, 
     return (clock.end_step - clock.start_step) * config.batch_size / (clock.end - clock.start)
 
 
-def classic_runner(config: cgan_mnist.Config, images, labels):
+def classic_runner(config: Config, images, labels):
     """(run(n), learned()): n steps of the classic loop; whether each network's weights have moved."""
     keras.utils.set_random_seed(config.seed)
-    generator, discriminator = cgan_mnist.build_models(config, dtype="float32")
-    discriminator.compile(optimizer=cgan_mnist.adam(config, config.d_lr),
+    discriminator = cgan_mnist.config_discriminator(config, dtype="float32")  # D first, as training builds them
+    generator = cgan_mnist.config_generator(config, dtype="float32")
+    discriminator.compile(optimizer=adam(config, config.d_lr),
                           loss=keras.losses.BinaryCrossentropy(from_logits=True))
     discriminator.trainable = False
     adversarial = cgan_mnist.build_adversarial(generator, discriminator)
-    adversarial.compile(optimizer=cgan_mnist.adam(config, config.g_lr),
+    adversarial.compile(optimizer=adam(config, config.g_lr),
                         loss=keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(config.seed)
     b = config.batch_size
-    x_all = cgan_mnist.preprocess(images)
+    x_all = preprocess(images)
     y_all = labels.reshape(-1, 1)
     ones, zeros = np.ones((b, 1), "float32"), np.zeros((b, 1), "float32")
 
@@ -138,8 +143,8 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default: 5)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    config = cgan_mnist.Config()
-    images, labels = cgan_mnist.load_mnist()
+    config = Config()
+    images, labels = MNIST.load()
     if args.quick:
         images, labels = images[:1024], labels[:1024]
         config = dataclasses.replace(config, save_interval=4)
@@ -152,7 +157,7 @@ def main(argv=None) -> dict:
     # The ways alternate in rounds, so a slow spell of the machine hits all; each figure is the
     # median over rounds and each ratio the median of the rounds' ratios. The third way is the
     # project's step in the other precision: what --precision auto gains or would lose here.
-    policy = cgan_mnist.compute_policy(config.precision)
+    policy = compute_policy(config.precision)
     other = "bfloat16" if policy == "float32" else "float32"
     project, (classic_run, classic_learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
     other_project = project_runner(dataclasses.replace(config, precision=other), images, labels)

@@ -1,8 +1,11 @@
-"""Shared fixtures: a small slice of real MNIST and small models, made once per test session."""
+"""Shared fixtures and helpers: a small slice of real MNIST, tiny models, and how the CLI is called."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,9 +17,66 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cgan_mnist  # noqa: E402
+from cgan.backend import keras  # noqa: E402
+from cgan.config import Config  # noqa: E402
+from cgan.sampling import save_generator  # noqa: E402
 
 # Tiny networks: the tests check behaviour, not sample quality.
 TINY = dict(latent_dim=8, g_width=8, d_width=8, batch_size=16)
+
+
+def tiny_config(**overrides) -> Config:
+    """A Config of tiny networks for a few float32 steps: 6 steps, a dump every 3."""
+    return dataclasses.replace(Config(train_steps=6, save_interval=3, precision="float32", **TINY), **overrides)
+
+
+def run_main(argv) -> int:
+    """`cgan_mnist.main(argv)`, with argparse's own exit for malformed flags returned as its code."""
+    try:
+        return cgan_mnist.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def run_cli(*args, cwd):
+    """`python cgan_mnist.py ARGS` as a user runs it, in `cwd`."""
+    return subprocess.run([sys.executable, str(ROOT / "cgan_mnist.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_one_line_error(code, capsys, message) -> str:
+    """A non-zero exit with exactly one line on stderr that contains `message`, and no traceback."""
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+class StopAt(keras.callbacks.Callback):
+    """Sends this process SIGINT at `step`, as Ctrl-C would."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
+            signal.raise_signal(signal.SIGINT)
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Writes NaN into a discriminator weight after `step`, so the next step's loss is NaN."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
+            w = self.model.discriminator.trainable_weights[0]
+            w.assign(np.full(w.shape, np.nan, "float32"))
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +94,11 @@ def mnist_small(tmp_path_factory) -> Path:
 def tiny_generator_file(tmp_path_factory) -> Path:
     """An untrained tiny generator saved as .h5, as training would save it."""
     generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"])
-    return cgan_mnist.save_generator(generator, tmp_path_factory.mktemp("models") / "tiny.h5")
+    return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny.h5")
 
 
 @pytest.fixture(scope="session")
 def tiny_discriminator_file(tmp_path_factory) -> Path:
     """A discriminator saved as .h5: loadable, but not a generator."""
     discriminator = cgan_mnist.build_discriminator(width=TINY["d_width"])
-    return cgan_mnist.save_generator(discriminator, tmp_path_factory.mktemp("models") / "discriminator.h5")
+    return save_generator(discriminator, tmp_path_factory.mktemp("models") / "discriminator.h5")

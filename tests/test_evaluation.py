@@ -1,4 +1,4 @@
-"""evaluation.py: the figures are right for real digits and bad for bad generators; the benchmarks run."""
+"""cgan/evaluation.py: the figures are right for real digits and bad for bad generators."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 from conftest import ROOT
 
 import cgan_mnist
-import evaluation
+from cgan import evaluation
+from cgan.data import MNIST
+from cgan.sampling import load_generator
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +21,13 @@ def evaluator():
 
 @pytest.fixture(scope="module")
 def real_train():
-    x, y = cgan_mnist.load_mnist()
+    x, y = MNIST.load()
     pick = np.random.default_rng(1).choice(len(x), 2000, replace=False)
     return x[pick], y[pick]
 
 
 def test_shipped_classifier_reads_the_test_set(evaluator):
-    x, y = cgan_mnist.load_mnist(split="test")
+    x, y = MNIST.load(split="test")
     s = evaluator.score(x, y)
     assert s.accuracy >= 0.99
     assert s.frechet_distance < 1e-6  # the reference set against itself
@@ -93,6 +95,7 @@ def test_classifier_training_runs_and_saves(mnist_small, tmp_path):
     assert evaluation.load_classifier(path).output.shape[-1] == 10
 
 
+@pytest.mark.slow
 def test_evaluate_cli_json(tiny_generator_file, capsys):
     assert cgan_mnist.main(["--evaluate", f"--generator={tiny_generator_file}", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -102,27 +105,22 @@ def test_evaluate_cli_json(tiny_generator_file, capsys):
 
 
 def test_evaluate_needs_a_generator_and_a_classifier(tiny_generator_file, tmp_path, capsys):
-    assert cgan_mnist.main(["--evaluate"]) == 2
-    assert "--evaluate needs --generator" in capsys.readouterr().err
+    assert evaluation.main([]) == 2
+    assert "give --generator PATH" in capsys.readouterr().err
     assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(tmp_path / "none.keras")]) == 2
-    assert "--train-classifier" in capsys.readouterr().err
-
-
-def test_train_speed_benchmark_quick_mode():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_speed", ROOT / "benchmarks" / "train_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = bench.main(["--quick"])
-    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0 and result["other_precision_images_per_s"] > 0
-    assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
-    assert result["peak_rss_mb"] > 0
+    err = capsys.readouterr().err
+    assert "python -m cgan.evaluation --train-classifier" in err and len(err.strip().splitlines()) == 1
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(broken)]) == 2
+    assert "not a loadable classifier" in capsys.readouterr().err
+    assert evaluation.main(["--generator", str(tiny_generator_file), "--per-digit", "1"]) == 2
+    assert "--per-digit must be between" in capsys.readouterr().err
 
 
 def test_shipped_generator_draws_the_digits_asked_for(evaluator):
     # A smaller sample than the README's 1,000 per digit, so the bounds leave room for sampling noise.
-    s = evaluator.score_generator(cgan_mnist.load_generator(ROOT / "cgan_mnist.h5"), per_digit=300)
+    s = evaluator.score_generator(load_generator(ROOT / "cgan_mnist.h5"), per_digit=300)
     assert s.accuracy >= 0.98 and min(s.per_digit_accuracy) >= 0.94
     assert s.frechet_distance < 6
     assert s.diversity > 0.85

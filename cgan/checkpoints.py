@@ -3,8 +3,8 @@
 A checkpoint is one file, `RUN_DIR/checkpoints/step_NNNNNN.npz`, holding every
 variable of the run (the generator, its weight average, the discriminator,
 both optimizers' state and the noise seed generator's state) and the step.
-The run's Config is `RUN_DIR/config.json`; the data order is a function of
-the step (see `cgan_mnist.make_dataset`), so together they restore a run
+The run's Config is in `RUN_DIR/run.json`; the data order is a function of
+the step (see `cgan.data.shuffled_batches`), so together they restore a run
 exactly. Files are written to a temporary name and renamed.
 """
 
@@ -15,10 +15,10 @@ import re
 import signal
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from atomic_files import atomic_path
+from cgan.backend import keras
+from cgan.files import atomic_path
 
 KEEP = 2  # checkpoints kept on disk: the newest, and one before it in case the newest is bad
 _NAME = re.compile(r"^step_(\d{6,})\.npz$")

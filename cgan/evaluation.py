@@ -1,7 +1,7 @@
 """How good is a digit generator? Label accuracy, Frechet distance and diversity on MNIST.
 
-All three figures come from one small MNIST classifier (`mnist_classifier.keras`,
-trained by `python evaluation.py --train-classifier`):
+All three figures come from one small MNIST classifier (`models/mnist_classifier.keras`,
+trained by `python -m cgan.evaluation --train-classifier`):
 
 - label accuracy: the share of samples the classifier reads as the digit asked for;
 - Frechet distance: between Gaussians fitted to the classifier's penultimate
@@ -24,14 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-import cgan_mnist  # first: it imports TensorFlow without its start-up notices
-import keras
-from atomic_files import atomic_path
-from cgan_mnist import NUM_CLASSES, UserError
-from keras import layers
+from cgan import ROOT
+from cgan.backend import keras, tf
+from cgan.cli import ArgumentParser
+from cgan.data import MNIST, preprocess
+from cgan.errors import UserError
+from cgan.files import atomic_path
+from cgan.sampling import generate, load_generator
 
-DEFAULT_CLASSIFIER = cgan_mnist.HERE / "mnist_classifier.keras"
+DEFAULT_CLASSIFIER = ROOT / "models" / "mnist_classifier.keras"
 FEATURE_LAYER = "features"
+NUM_CLASSES = MNIST.num_classes
+layers = keras.layers
 
 
 # ---------------------------------------------------------------------------
@@ -39,8 +43,8 @@ FEATURE_LAYER = "features"
 
 
 def build_classifier() -> keras.Model:
-    """Image in [-1, 1] (28x28x1) -> 10 logits; its `features` layer (128) feeds the distances."""
-    image = keras.Input(cgan_mnist.IMAGE_SHAPE, name="image")
+    """Image in [-1, 1] (28x28x1) -> one logit per class; its `features` layer (128) feeds the distances."""
+    image = keras.Input(MNIST.image_shape, name="image")
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(image)
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D()(x)  # 14x14x32
@@ -59,8 +63,8 @@ def train_classifier(path=DEFAULT_CLASSIFIER, *, data=None, epochs: int = 4, lim
                      verbose: int = 2) -> tuple[Path, float]:
     """Train the evaluation classifier on the training set; return (saved path, test accuracy)."""
     keras.utils.set_random_seed(seed)
-    x_train, y_train = cgan_mnist.load_mnist(data, "train")
-    x_test, y_test = cgan_mnist.load_mnist(data, "test")
+    x_train, y_train = MNIST.load(data, "train")
+    x_test, y_test = MNIST.load(data, "test")
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     model = build_classifier()
@@ -72,12 +76,10 @@ def train_classifier(path=DEFAULT_CLASSIFIER, *, data=None, epochs: int = 4, lim
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.5**epoch)
     # Small shifts make the classifier read off-centre generated digits as a person would.
     augment = keras.Sequential([layers.RandomTranslation(0.08, 0.08, fill_value=-1.0, seed=seed)])
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((cgan_mnist.preprocess(x_train), y_train)).shuffle(len(x_train), seed=seed)
+    ds = tf.data.Dataset.from_tensor_slices((preprocess(x_train), y_train)).shuffle(len(x_train), seed=seed)
     ds = ds.batch(128).map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
     model.fit(ds, epochs=epochs, callbacks=[schedule], verbose=verbose, shuffle=False)
-    _, accuracy = model.evaluate(cgan_mnist.preprocess(x_test), y_test, batch_size=1000, verbose=0)
+    _, accuracy = model.evaluate(preprocess(x_test), y_test, batch_size=1000, verbose=0)
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return Path(path), float(accuracy)
@@ -87,7 +89,7 @@ def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
     """The evaluation classifier; UserError (with the command that makes it) if missing or broken."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no classifier; train it with `python evaluation.py --train-classifier`")
+        raise UserError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier`")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
@@ -117,7 +119,7 @@ class Evaluator:
         self.classifier = classifier if classifier is not None else load_classifier()
         self.features_model = keras.Model(self.classifier.input, [
             self.classifier.get_layer(FEATURE_LAYER).output, self.classifier.output])
-        x_test, y_test = cgan_mnist.load_mnist(data, "test")
+        x_test, y_test = MNIST.load(data, "test")
         feats, _ = self._run(x_test)
         self.ref_mu, self.ref_sigma = feats.mean(0), np.cov(feats, rowvar=False)
         self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(NUM_CLASSES)])
@@ -125,16 +127,18 @@ class Evaluator:
     def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
         for i in range(0, len(images), 1000):
-            f, l = self.features_model(cgan_mnist.preprocess(images[i : i + 1000]), training=False)
+            f, l = self.features_model(preprocess(images[i : i + 1000]), training=False)
             feats.append(np.asarray(f, np.float64))
             logits.append(np.asarray(l))
         return np.concatenate(feats), np.concatenate(logits)
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> Scores:
-        """Figures for uint8 images (n, 28, 28) that were meant to show digits `labels`."""
+        """Figures for uint8 images (n, h, w) that were meant to show digits `labels`."""
         images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
-        if images.dtype != np.uint8 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise ValueError(f"expected uint8 images (n, 28, 28) and n labels, got {images.dtype} {images.shape}, {labels.shape}")
+        shape = MNIST.image_shape[:2]
+        if images.dtype != np.uint8 or images.shape[1:] != shape or len(images) != len(labels):
+            raise ValueError(f"expected uint8 images (n, {shape[0]}, {shape[1]}) and n labels, "
+                             f"got {images.dtype} {images.shape}, {labels.shape}")
         feats, logits = self._run(images)
         correct = logits.argmax(1) == labels
         per_digit = tuple(float(correct[labels == d].mean()) if (labels == d).any() else float("nan") for d in range(NUM_CLASSES))
@@ -154,7 +158,7 @@ class Evaluator:
     def score_generator(self, generator, *, per_digit: int = 1000, seed: int = 0) -> Scores:
         """Figures for `per_digit` samples of each digit from `generator`."""
         digits = np.repeat(np.arange(NUM_CLASSES), per_digit)
-        return self.score(cgan_mnist.generate(generator, digits, seed=seed), digits)
+        return self.score(generate(generator, digits, seed=seed), digits)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -190,7 +194,7 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     data's class shares instead, which differ from the generator's equal shares
     and lower its distance to the (unbalanced) test set by about 0.1.
     """
-    x_train, y_train = cgan_mnist.load_mnist(data, "train")
+    x_train, y_train = MNIST.load(data, "train")
     rng = np.random.default_rng(seed)
     by_class = (np.flatnonzero(y_train == d) for d in range(NUM_CLASSES))
     pick = np.concatenate([rng.choice(index, size=min(per_digit, len(index)), replace=False) for index in by_class])
@@ -213,7 +217,7 @@ def format_table(rows: dict[str, Scores]) -> str:
 def evaluate(generator_path, *, classifier_path=DEFAULT_CLASSIFIER, data=None, per_digit: int = 1000, seed: int = 0,
              as_json: bool = False) -> dict[str, Scores]:
     """Score a saved generator and the real-data reference line; print the table (or JSON)."""
-    generator = cgan_mnist.load_generator(generator_path)
+    generator = load_generator(generator_path)
     evaluator = Evaluator(load_classifier(classifier_path), data=data)
     rows = {
         "generator": evaluator.score_generator(generator, per_digit=per_digit, seed=seed),
@@ -229,9 +233,9 @@ def evaluate(generator_path, *, classifier_path=DEFAULT_CLASSIFIER, data=None, p
 
 
 def main(argv=None) -> int:
-    p = cgan_mnist._Parser(prog="evaluation.py", description="Score a digit generator, or train the classifier that scores it.")
+    p = ArgumentParser(prog="python -m cgan.evaluation", description="Score a digit generator, or train the classifier that scores it.")
     p.add_argument("--generator", metavar="PATH", help="the generator to score")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), metavar="PATH", help="the evaluation classifier (default: mnist_classifier.keras)")
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), metavar="PATH", help="the evaluation classifier (default: models/mnist_classifier.keras)")
     p.add_argument("--train-classifier", action="store_true", help="train the classifier on the 60k training digits and save it to --classifier")
     p.add_argument("--epochs", type=int, default=4, help="classifier training epochs (default: 4)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
                  seed=args.seed, as_json=args.json)
         return 0
     except UserError as exc:
-        print(f"evaluation.py: error: {exc}", file=sys.stderr)
+        print(f"python -m cgan.evaluation: error: {exc}", file=sys.stderr)
         return 2
 
 

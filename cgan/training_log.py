@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from atomic_files import atomic_path
+from cgan.backend import keras, tf
+from cgan.files import atomic_path
 
 COLUMNS = ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 CSV_NAME, CURVE_NAME = "losses.csv", "loss_curve.png"
@@ -118,21 +118,19 @@ class TensorBoardLog(keras.callbacks.Callback):
 
     def __init__(self, gan, log_dir, *, interval: int, grid_source=None):
         super().__init__()
-        import tensorflow as tf
-
-        self.tf, self.gan, self.interval, self.grid_source = tf, gan, interval, grid_source
+        self.gan, self.interval, self.grid_source = gan, interval, grid_source
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_train_batch_end(self, batch, logs=None):
         for at, figures in self.gan.recent_steps():
             with self.writer.as_default(step=at):
                 for name in COLUMNS[1:]:
-                    self.tf.summary.scalar(name, figures[name])
+                    tf.summary.scalar(name, figures[name])
         step = int(self.gan.g_optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
             if self.grid_source is not None and step % self.interval == 0 and self.gan.diverged_at is None:
                 grid = self.grid_source(step)  # uint8 (h, w)
-                self.tf.summary.image("fixed_noise_samples", grid[None, :, :, None], max_outputs=1)
+                tf.summary.image("fixed_noise_samples", grid[None, :, :, None], max_outputs=1)
 
     def on_train_end(self, logs=None):
         self.writer.flush()

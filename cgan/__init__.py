@@ -1,0 +1,20 @@
+"""The machinery under `cgan_mnist.py`, one module per job.
+
+The script on top defines the networks and the command line; these modules
+never import it (training gets the network builders passed down):
+
+- `data`: dataset descriptions (image shape, classes), loading, batching, the pixel range;
+- `config`: the hyperparameters of a run, each described once;
+- `sampling`: load and save a generator, `generate` (no training code);
+- `images`: grids, PNG, GIF and npz files;
+- `morphs`: label morphs and latent walks;
+- `losses`, `gan`, `training`: the losses, the `keras.Model` that trains, run folders;
+- `checkpoints`, `training_log`: resuming and stopping cleanly, the per-step record;
+- `evaluation`: label accuracy, Frechet distance and diversity;
+- `backend`, `precision`, `files`, `errors`, `cli`, `diagrams`: TensorFlow set-up, dtype
+  policy, atomic writes, the user-facing error types, command-line helpers, plot_model.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: data/, models/, cgan_mnist.h5

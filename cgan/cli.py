@@ -1,0 +1,39 @@
+"""Command-line pieces shared by `cgan_mnist.py` and the package's own entry points."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, not the usage block plus the error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def class_argument(dataset):
+    """An argparse `type` accepting one class of `dataset` by number or name."""
+
+    def parse(text: str) -> int:
+        try:
+            return dataset.parse_class(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = dataset.class_word  # argparse names the type in some messages
+    return parse
+
+
+def flags_markdown(group: argparse._ArgumentGroup) -> str:
+    """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text."""
+    lines = ["| flag | default | meaning |", "|---|---|---|"]
+    for action in group._group_actions:
+        name = action.option_strings[-1]
+        if action.metavar or action.choices is None:
+            name += f" {action.metavar}" if action.metavar else ""
+        help_text = (action.help or "").split(" (default:")[0]
+        choices = f" (one of {', '.join(action.choices)})" if action.choices else ""
+        default = "" if action.default in (None, False) else f"{action.default}"
+        lines.append(f"| `{name}` | {default} | {help_text}{choices} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""The hyperparameters of a training run: one frozen dataclass, each field described once.
+
+A field's `help` metadata is its only description: the command line
+(`add_arguments`) and the README's flags table (`tools/readme_flags.py`, checked
+by `tests/test_readme.py`) are made from it. Why a default has its value is in
+docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+from cgan.errors import UserError
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _field(default, help: str, **metadata):
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
+
+    train_steps: int = _field(8_000, "training steps, one update of D and of G each")
+    batch_size: int = _field(64, "images per step")
+    latent_dim: int = _field(64, "noise dimensions")
+    g_width: int = _field(96, "generator channels at 14x14 (twice that at 7x7)")
+    g_extra_convs: int = _field(1, "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage")
+    d_width: int = _field(48, "discriminator channels at 14x14 (twice that at 7x7)")
+    d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
+    g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
+    d_lr: float = _field(6e-4, "discriminator Adam learning rate at the first step")
+    final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the last step")
+    beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")
+    beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
+    ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator)")
+    save_interval: int = _field(500, "steps between sample grids, checkpoints and loss-curve updates")
+    precision: str = _field("auto", "auto: mixed bfloat16 on CPUs with AMX, else float32", choices=PRECISIONS)
+    seed: int = _field(0, "random seed", flag=False)  # the script's --seed, whose default differs for sampling
+
+    def validate(self) -> None:
+        """Raise UserError for settings that cannot train."""
+        for name in ("train_steps", "batch_size", "latent_dim", "g_width", "d_width", "save_interval"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{flag(name)} must be a positive integer, got {getattr(self, name)}")
+        for name in ("g_extra_convs", "d_extra_convs"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{flag(name)} must be 0 or more, got {getattr(self, name)}")
+        for name in ("g_lr", "d_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value < 1):
+                raise UserError(f"{flag(name)} must be between 0 and 1, got {value}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise UserError(f"--final-lr-fraction must be in [0, 1], got {self.final_lr_fraction}")
+        for name in ("beta_1", "beta_2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
+
+
+# Fields added after run.json existed, with the value that runs written before them trained with.
+FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a Config field: `g_lr` -> `--g-lr`."""
+    return "--" + name.replace("_", "-")
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """The Config fields that are command-line flags, in order."""
+    return [f for f in dataclasses.fields(Config) if f.metadata.get("flag", True)]
+
+
+def add_arguments(group) -> None:
+    """Add one flag per Config field to an argparse group, with the field's help and default."""
+    for field in flag_fields():
+        default = field.default
+        metavar = None if "choices" in field.metadata else {int: "N", float: "X"}.get(type(default))
+        group.add_argument(flag(field.name), type=type(default), default=default, metavar=metavar,
+                           choices=field.metadata.get("choices"), help=f"{field.metadata['help']} (default: {default})")
+
+
+def from_args(args: argparse.Namespace, **overrides) -> Config:
+    """The Config of parsed arguments (made by `add_arguments`), with `overrides` on top."""
+    return Config(**{**{f.name: getattr(args, f.name) for f in flag_fields()}, **overrides})
+
+
+def from_run(values: dict) -> Config:
+    """The Config a run folder recorded, fields it predates set to what it trained with."""
+    return Config(**{**FORMER_DEFAULTS, **values})

@@ -1,0 +1,59 @@
+"""Image files: grids of samples as PNG, frame stacks as animated GIF, raw samples as .npz. All written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cgan.files import atomic_path
+
+
+def upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """A uint8 image (h, w) with each pixel repeated `scale` x `scale` times."""
+    return np.kron(image, np.ones((scale, scale), np.uint8))
+
+
+def tile(images: np.ndarray, rows: int, *, scale: int = 2, gap: int = 2) -> np.ndarray:
+    """Images (n, h, w) uint8 -> one grid image of `rows` rows, row-major, each image scaled up by `scale`."""
+    cols = -(-len(images) // rows)
+    height, width = images.shape[1] * scale, images.shape[2] * scale
+    grid = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = gap + r * (height + gap), gap + c * (width + gap)
+        grid[top : top + height, left : left + width] = upscale(img, scale)
+    return grid
+
+
+def write_png(path, pixels: np.ndarray) -> Path:
+    """Write a uint8 grey image (h, w) as PNG."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_grid(path, images: np.ndarray, rows: int) -> Path:
+    """A PNG grid of uint8 images (n, h, w), `rows` rows."""
+    return write_png(path, tile(images, rows))
+
+
+def save_gif(path, frames: np.ndarray, *, scale: int = 4, duration_ms: int = 120) -> Path:
+    """An endlessly looping animated GIF of uint8 frames (k, h, w), scaled up `scale` times."""
+    from PIL import Image
+
+    images = [Image.fromarray(upscale(f, scale), mode="L") for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return Path(path)
+
+
+def save_npz(path, images: np.ndarray, labels) -> Path:
+    """Write images (uint8, (n, h, w)) and labels (float32 for morph frames, else int32) to a .npz."""
+    labels = np.asarray(labels)
+    labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, images=images, labels=labels)
+    return Path(path)

@@ -1,0 +1,67 @@
+"""Morphs and latent walks with a trained generator, as uint8 frame stacks.
+
+- `interpolate(generator, a, b, frames, seed)`: fixed noise, the label blended from class a to class b;
+- `walk(generator, label, frames, seed)`: fixed class, the noise moved along the great circle
+  (spherical interpolation) between the noise of `seed` and of `seed + 1`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgan.backend import keras
+from cgan.data import postprocess
+from cgan.sampling import LABEL_EMBEDDING, class_count, latent_dim, noise
+
+
+def soft_label_generator(generator: keras.Model) -> keras.Model:
+    """A copy of `generator` whose label is a float vector of class weights instead of one class.
+
+    The label embedding becomes a bias-free Dense layer whose kernel is the
+    embedding table, so a one-hot label draws exactly what `generate` draws and
+    a blend of two one-hot labels lies between them. Works for any generator of
+    this project without knowing how it was built.
+    """
+    classes = class_count(generator)
+    embedding = generator.get_layer(LABEL_EMBEDDING)
+
+    def clone(layer):
+        if layer is embedding:
+            return keras.layers.Dense(embedding.output_dim, use_bias=False, name=LABEL_EMBEDDING)
+        return layer.__class__.from_config(layer.get_config())
+
+    inputs = {"noise": keras.Input((latent_dim(generator),), name="noise"), "label": keras.Input((classes,), name="label")}
+    soft = keras.models.clone_model(generator, input_tensors=inputs, clone_function=clone)
+    soft.set_weights(generator.get_weights())
+    return soft
+
+
+def interpolate(generator: keras.Model, a: int, b: int, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
+    """uint8 frames (frames, h, w): one noise vector, the label moving linearly from class a to b.
+
+    The first frame equals `generate(generator, [a], seed)`, the last the same noise with class b.
+    """
+    soft = soft_label_generator(generator)
+    eye = np.eye(class_count(generator), dtype=np.float32)
+    t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
+    labels = (1 - t) * eye[a] + t * eye[b]
+    z = np.repeat(noise(generator, 1, seed), frames, axis=0)
+    return postprocess(soft({"noise": z, "label": labels}, training=False))
+
+
+def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between vectors z0 and z1 at fractions t (shape (k,)) -> (k, dim)."""
+    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    t = np.asarray(t, np.float64)[:, None]
+    if omega < 1e-6:  # (nearly) the same direction: a straight line is the same path
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
+
+
+def walk(generator: keras.Model, label: int, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
+    """uint8 frames (frames, h, w): class fixed, the noise walking from seed's vector to seed+1's."""
+    base = 0 if seed is None else seed
+    z = slerp(noise(generator, 1, base)[0], noise(generator, 1, base + 1)[0], np.linspace(0.0, 1.0, frames))
+    labels = np.full((frames, 1), label, np.int32)
+    return postprocess(generator({"noise": z, "label": labels}, training=False))

@@ -1,0 +1,92 @@
+"""Drawing images with a trained generator: load it, save it, `generate`. No training code is imported.
+
+    from cgan.sampling import load_generator, generate
+    generator = load_generator("cgan_mnist.h5")
+    images = generate(generator, [6, 6, 0, 1], seed=0)  # uint8, (4, 28, 28), 0-255
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cgan.backend import keras
+from cgan.data import postprocess
+from cgan.errors import UserError
+from cgan.files import atomic_path
+
+LABEL_EMBEDDING = "label_embedding"  # the layer of a conditional generator that turns a class into a vector
+
+
+def latent_dim(generator: keras.Model) -> int:
+    """How many noise numbers the generator takes per image."""
+    return generator.input["noise"].shape[-1]
+
+
+def class_count(generator: keras.Model) -> int | None:
+    """How many classes the generator was trained on; None for an unconditional one."""
+    if "label" not in generator.input:
+        return None
+    return generator.get_layer(LABEL_EMBEDDING).weights[0].shape[0]  # (classes, embedding size)
+
+
+def image_size(generator: keras.Model) -> tuple[int, int]:
+    """(height, width) of the generator's images."""
+    return tuple(generator.output.shape[1:3])
+
+
+def load_generator(path) -> keras.Model:
+    """Load a generator saved by this project (.h5 or .keras); UserError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a loadable Keras model ({reason})") from None
+    inputs = model.input if isinstance(model.input, dict) else {}
+    shape = tuple(model.output.shape[1:]) if not isinstance(model.output, (list, dict)) else ()
+    if set(inputs) != {"noise", "label"} or len(shape) != 3 or shape[-1] != 1:
+        raise UserError(f"{path}: not a generator (expected inputs 'noise' and 'label' and a grey image output)")
+    return model
+
+
+def save_generator(generator: keras.Model, path) -> Path:
+    """Save `generator` whole (legacy .h5 or native .keras, by suffix), atomically."""
+    from absl import logging as absl_logging
+
+    suffix = ".keras" if Path(path).suffix == ".keras" else ".h5"
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # Keras's "HDF5 is legacy" notice: .h5 is this project's published format
+    try:
+        with atomic_path(path, suffix=suffix) as tmp:
+            generator.save(tmp)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    return Path(path)
+
+
+def noise(generator: keras.Model, count: int, seed: int | None) -> np.ndarray:
+    """The noise `generate` draws for `count` images with `seed`: float32 (count, latent_dim)."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim(generator))).astype(np.float32)
+
+
+def generate(generator: keras.Model, labels, seed: int | None = None, *, batch_size: int = 1000) -> np.ndarray:
+    """One uint8 image (0-255) per requested class: shape (len(labels), h, w).
+
+    The same seed gives the same images; each image's noise depends only on
+    the seed and its position in `labels`.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    classes = class_count(generator)
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes):
+        raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
+    z = noise(generator, len(labels), seed)
+    labels = labels.astype(np.int32).reshape(-1, 1)
+    out = np.empty((len(labels), *image_size(generator)), np.uint8)
+    for i in range(0, len(labels), batch_size):
+        batch = generator({"noise": z[i : i + batch_size], "label": labels[i : i + batch_size]}, training=False)
+        out[i : i + batch_size] = postprocess(batch)
+    return out

@@ -1,0 +1,23 @@
+"""benchmarks/: the measurement scripts run (in their quick modes); the figures themselves are in benchmarks/results/."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from conftest import ROOT
+
+
+def load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_train_speed_benchmark_quick_mode():
+    result = load_benchmark("train_speed").main(["--quick"])
+    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0 and result["other_precision_images_per_s"] > 0
+    assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
+    assert result["peak_rss_mb"] > 0

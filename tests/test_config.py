@@ -1,0 +1,52 @@
+"""cgan/config.py: each setting is described once, and the command line is made from that description."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from cgan import config
+from cgan.config import Config
+from cgan.errors import UserError
+
+
+def test_every_field_has_help_and_every_flag_field_becomes_a_flag():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    flags = {a.option_strings[0]: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    assert set(flags) == {config.flag(f.name) for f in config.flag_fields()}
+    for field in dataclasses.fields(Config):
+        assert field.metadata["help"].strip(), field.name
+    for field in config.flag_fields():
+        action = flags[config.flag(field.name)]
+        assert action.help == f"{field.metadata['help']} (default: {field.default})" and action.default == field.default
+    assert "--seed" not in flags  # the script's own --seed: its default differs for sampling
+    assert flags["--precision"].choices == config.PRECISIONS
+
+
+def test_flags_round_trip_into_the_config():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    args = parser.parse_args(["--g-width", "32", "--ema-decay", "0.99", "--precision", "bfloat16"])
+    made = config.from_args(args, seed=4)
+    assert made == dataclasses.replace(Config(), g_width=32, ema_decay=0.99, precision="bfloat16", seed=4)
+
+
+def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
+    recorded = dataclasses.asdict(Config(g_width=32))
+    for name in config.FORMER_DEFAULTS:
+        del recorded[name]
+    restored = config.from_run(recorded)
+    assert restored.g_width == 32
+    assert {name: getattr(restored, name) for name in config.FORMER_DEFAULTS} == config.FORMER_DEFAULTS
+    assert config.from_run(dataclasses.asdict(Config())) == Config()  # a new run file is taken as written
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("latent_dim", -3), ("save_interval", 0),
+                                          ("g_lr", 1.5), ("ema_decay", 1.0), ("beta_1", -0.1)])
+def test_validate_names_the_flag(field, value):
+    with pytest.raises(UserError, match=config.flag(field)):
+        dataclasses.replace(Config(), **{field: value}).validate()
+    Config().validate()  # the defaults are valid

@@ -1,0 +1,104 @@
+"""cgan/gan.py: one real training step, a discriminator that wins early, the weight average's batch-norm statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+import cgan_mnist
+from cgan.backend import keras, tf
+from cgan.data import MNIST
+from cgan.gan import set_batch_norm_statistics, steps_per_call
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_one_training_step_changes_both_networks(mnist_small, precision):
+    config = tiny_config(precision=precision)
+    gan = cgan_mnist.make_gan(config)
+    images, labels = MNIST.load(mnist_small)
+    ds = MNIST.batches(images, labels, batch_size=config.batch_size, seed=0)
+    before = {name: [w.numpy().copy() for w in m.trainable_weights]
+              for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator))}
+    history = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+    for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator)):
+        # Every kernel moves. (A bias can sit still: under the hinge loss the gradient of the
+        # discriminator's output bias is exactly zero while all logits are inside the margin.)
+        kernels = [(a, w.numpy()) for a, w in zip(before[name], m.trainable_weights) if a.ndim >= 2]
+        unchanged = sum(np.array_equal(a, b) for a, b in kernels)
+        assert kernels and unchanged == 0, f"{name}: {unchanged} of {len(kernels)} kernels did not change"
+    assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
+    assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1
+
+
+def test_the_same_seed_builds_the_same_networks():
+    a, b = cgan_mnist.make_gan(tiny_config(seed=3)), cgan_mnist.make_gan(tiny_config(seed=3))
+    c = cgan_mnist.make_gan(tiny_config(seed=4))
+    for net in ("generator", "discriminator"):
+        wa, wb, wc = (getattr(x, net).get_weights() for x in (a, b, c))
+        assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
+        assert not all(np.array_equal(x, y) for x, y in zip(wa, wc))
+    # The average starts as a float32 copy of the generator.
+    assert all(np.array_equal(x, y) for x, y in zip(a.generator.get_weights(), a.ema_generator.get_weights()))
+
+
+@pytest.mark.slow
+def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
+    # Wide networks on 512 digits: D separates real from fake within a few dozen steps. A generator
+    # loss with a margin (the zero-sum -mean(relu(1 + D(G(z))))) then gives both networks exactly
+    # zero gradient from there on: D's loss stuck at 0.0 and G's gradient norm 0.0 at step 60.
+    # The default loss must keep G learning.
+    config = cgan_mnist.Config(g_width=96, d_width=48, train_steps=60, precision="float32", seed=0)
+    gan = cgan_mnist.make_gan(config)
+    gan.set_steps_per_call(10)
+    images, labels = MNIST.load(mnist_small)
+    gan.fit(MNIST.batches(images, labels, batch_size=config.batch_size, seed=0),
+            epochs=1, steps_per_epoch=60, verbose=0, shuffle=False)
+    assert any(figures["d_loss"] > 0 for _, figures in gan.recent_steps())
+    noise = tf.random.normal((64, config.latent_dim), seed=1)
+    digits = tf.constant(labels[:64].reshape(-1, 1).astype("int32"))
+    with tf.GradientTape() as tape:
+        fake = gan.generator({"noise": noise, "label": digits}, training=True)
+        logits = gan.discriminator({"image": fake, "label": digits}, training=True)
+        g_loss = gan.loss_fn(logits, logits)[1]
+    assert float(tf.linalg.global_norm(tape.gradient(g_loss, gan.generator.trainable_weights))) > 0.1
+
+
+def test_steps_per_call_keeps_every_dump_on_a_call_boundary():
+    assert steps_per_call(tiny_config(train_steps=8000, save_interval=500), 0) == 10
+    assert steps_per_call(tiny_config(train_steps=20, save_interval=5), 0) == 5
+    assert steps_per_call(tiny_config(train_steps=10, save_interval=4), 0) == 2
+    assert steps_per_call(tiny_config(train_steps=8000, save_interval=500), 7) == 1  # resumed at an odd step
+    assert steps_per_call(tiny_config(train_steps=7, save_interval=7), 0) == 1
+
+
+def test_batch_norm_statistics_in_chunks_match_one_training_pass_over_all_samples():
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8)
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3
+    # The definition: one training-mode pass over all 300 samples, each layer's moving statistics
+    # replaced by that batch's (momentum 0).
+    rng = np.random.default_rng(0)
+    inputs = {"noise": rng.standard_normal((300, 8)).astype(np.float32),
+              "label": (np.arange(300) % 10).astype(np.int32).reshape(-1, 1)}
+    for layer in norms:
+        layer.momentum = 0.0
+    generator(inputs, training=True)
+    expected = [(layer.moving_mean.numpy().copy(), layer.moving_variance.numpy().copy()) for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.99
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
+
+    set_batch_norm_statistics(generator, seed=0, count=300, chunk=128)  # 128 + 128 + 44
+    for layer, (mean, variance) in zip(norms, expected):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected[1][1], 1.0)  # the statistics were really set, not left at their start
+
+
+def test_batch_norm_statistics_of_an_unconditional_generator():
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8, num_classes=None)
+    set_batch_norm_statistics(generator, count=64, chunk=32)
+    first = next(layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert not np.allclose(first.moving_variance.numpy(), 1.0)
