@@ -196,9 +196,9 @@ def build_parser() -> ArgumentParser:
     train_group = p.add_argument_group("training")
     config_flags.add_arguments(train_group)
     train_group.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files (gzipped or raw) (default: data/mnist.npz)")
-    train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only (quick runs)")
-    train_group.add_argument("--model-name", default="cgan_mnist.h5", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
-    train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR`")
+    train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only, for quick runs (default: all)")
+    train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
+    train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")
     common.add_argument("--out-dir", metavar="DIR", help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")

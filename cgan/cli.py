@@ -26,14 +26,14 @@ def class_argument(dataset):
 
 
 def flags_markdown(group: argparse._ArgumentGroup) -> str:
-    """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text."""
+    """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text.
+
+    A help text ends in "(default: X)" where the flag has a default worth saying.
+    """
     lines = ["| flag | default | meaning |", "|---|---|---|"]
     for action in group._group_actions:
-        name = action.option_strings[-1]
-        if action.metavar or action.choices is None:
-            name += f" {action.metavar}" if action.metavar else ""
-        help_text = (action.help or "").split(" (default:")[0]
+        name = action.option_strings[-1] + (f" {action.metavar}" if isinstance(action.metavar, str) else "")
+        meaning, _, default = (action.help or "").partition(" (default: ")
         choices = f" (one of {', '.join(action.choices)})" if action.choices else ""
-        default = "" if action.default in (None, False) else f"{action.default}"
-        lines.append(f"| `{name}` | {default} | {help_text}{choices} |")
+        lines.append(f"| `{name}` | {default.removesuffix(')')} | {meaning}{choices} |")
     return "\n".join(lines) + "\n"
