@@ -182,7 +182,7 @@ def build_parser() -> ArgumentParser:
 
     sample = p.add_argument_group("sampling (with --generator)")
     which = sample.add_mutually_exclusive_group()
-    which.add_argument("--digit", type=digit, metavar="N", help="draw only digit N (0-9); default: one row per digit 0-9")
+    which.add_argument("--digit", type=digit, metavar="N", help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
     which.add_argument("--digits", type=digit, nargs="+", metavar="N", help="draw these digits, one row each")
     which.add_argument("--interpolate", type=digit, nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from digit A to B")
     which.add_argument("--walk", type=digit, metavar="N", help="digit N fixed, the noise walking between two seeds")
@@ -236,7 +236,7 @@ def _sample(args) -> list[Path]:
             chosen = args.digits if args.digits is not None else list(range(MNIST.num_classes))
             count = args.count or (16 if args.digits is not None else 10)
             labels, rows = np.repeat(chosen, count), len(chosen)
-            stem = f"digits{''.join(map(str, chosen)) if args.digits is not None else '0-9'}_n{count}_seed{seed}"
+            stem = f"digits{''.join(map(str, chosen)) if args.digits is not None else MNIST.class_range()}_n{count}_seed{seed}"
         pictures = generate(generator, labels, seed=seed)
     written = [images.save_grid(out_dir / f"{stem}.png", pictures, rows=rows)]
     if args.gif:

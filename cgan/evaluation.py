@@ -203,7 +203,7 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
 
 def format_table(rows: dict[str, Scores]) -> str:
     """A plain-text table, one row per scored set."""
-    head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-digit accuracy 0..9 (%)"
+    head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-digit accuracy 0..{NUM_CLASSES - 1} (%)"
     lines = [head]
     for name, s in rows.items():
         per = " ".join(f"{100 * a:5.1f}" for a in s.per_digit_accuracy)

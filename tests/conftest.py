@@ -54,29 +54,34 @@ def assert_one_line_error(code, capsys, message) -> str:
     return err
 
 
-class StopAt(keras.callbacks.Callback):
+class AtStep(keras.callbacks.Callback):
+    """Does `act(model)` once, when training has run `step` steps."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
+            self.act(self.model)
+
+    def act(self, model):
+        raise NotImplementedError
+
+
+class StopAt(AtStep):
     """Sends this process SIGINT at `step`, as Ctrl-C would."""
 
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
-            signal.raise_signal(signal.SIGINT)
+    def act(self, model):
+        signal.raise_signal(signal.SIGINT)
 
 
-class PoisonWeights(keras.callbacks.Callback):
+class PoisonWeights(AtStep):
     """Writes NaN into a discriminator weight after `step`, so the next step's loss is NaN."""
 
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
-            w = self.model.discriminator.trainable_weights[0]
-            w.assign(np.full(w.shape, np.nan, "float32"))
+    def act(self, model):
+        w = model.discriminator.trainable_weights[0]
+        w.assign(np.full(w.shape, np.nan, "float32"))
 
 
 @pytest.fixture(scope="session")
