@@ -34,13 +34,14 @@ from cgan.data import MNIST
 from cgan.errors import TrainingStopped, UserError
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.sampling import LABEL_EMBEDDING, generate, load_generator
+from cgan.sampling import LABEL_EMBEDDING, class_count, generate, load_generator
 
 __all__ = ["build_generator", "build_discriminator", "build_adversarial", "NETWORKS", "train", "resume", "make_gan",
            "load_generator", "generate", "plot_architecture", "main"]
 
 layers = keras.layers
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
+ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
 
 
 # ---------------------------------------------------------------------------
@@ -48,14 +49,16 @@ MAX_COUNT = 10_000  # samples per class from the command line; more is almost su
 
 
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, num_classes: int | None = MNIST.num_classes,
-                    image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None) -> keras.Model:
+                    image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None,
+                    synchronized: bool = False) -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
     convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
     7x14 for a 28x56 pair; `extra_convs` 3x3 convolutions (BatchNorm, ReLU)
     refine the middle stage. `num_classes=None` builds an unconditional
-    generator whose only input is `noise`.
+    generator whose only input is `noise`. `synchronized` batch normalisation
+    takes its statistics over the global batch under a distribution strategy.
     """
     rows, cols = image_shape[0] // 4, image_shape[1] // 4
     noise = keras.Input((latent_dim,), name="noise")
@@ -67,15 +70,15 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
         inputs["label"] = label
         x = layers.Concatenate(dtype=dtype)([noise, y])
     x = layers.Dense(rows * cols * 2 * width, use_bias=False, dtype=dtype)(x)
-    x = layers.BatchNormalization(dtype=dtype)(x)
+    x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(x)
     x = layers.Reshape((rows, cols, 2 * width), dtype=dtype)(x)  # 7x7x2w
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
-    x = layers.BatchNormalization(dtype=dtype)(x)
+    x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
     x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
     for _ in range(extra_convs):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x)
-        x = layers.BatchNormalization(dtype=dtype)(x)
+        x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
         x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
@@ -125,15 +128,17 @@ def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> ker
     return keras.Model(inputs, logit, name="adversarial")
 
 
-def config_generator(config: Config, *, dtype: str | None = None) -> keras.Model:
-    """The generator `config` asks for."""
+def config_generator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
+    """The generator `config` asks for; `distributed`: batch statistics over all replicas' batches."""
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
-                           dtype=dtype)
+                           num_classes=None if config.unconditional else MNIST.num_classes, dtype=dtype,
+                           synchronized=distributed)
 
 
-def config_discriminator(config: Config, *, dtype: str | None = None) -> keras.Model:
-    """The discriminator `config` asks for."""
-    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs, dtype=dtype)
+def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
+    """The discriminator `config` asks for (it has no batch statistics, so `distributed` changes nothing)."""
+    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
+                               num_classes=None if config.unconditional else MNIST.num_classes, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)
@@ -185,7 +190,8 @@ def build_parser() -> ArgumentParser:
     which.add_argument("--digit", type=digit, metavar="N", help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
     which.add_argument("--digits", type=digit, nargs="+", metavar="N", help="draw these digits, one row each")
     which.add_argument("--interpolate", type=digit, nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from digit A to B")
-    which.add_argument("--walk", type=digit, metavar="N", help="digit N fixed, the noise walking between two seeds")
+    which.add_argument("--walk", type=digit, nargs="?", const=ANY_CLASS, metavar="N",
+                       help="digit N fixed, the noise walking between two seeds (no N for an unconditional generator)")
     sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise)")
     sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
     sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
@@ -198,6 +204,9 @@ def build_parser() -> ArgumentParser:
     train_group.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files (gzipped or raw) (default: data/mnist.npz)")
     train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only, for quick runs (default: all)")
     train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
+    train_group.add_argument("--distribute", action="store_true",
+                             help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU devices "
+                                  "where there are none; one step per compiled call")
     train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")
@@ -219,18 +228,32 @@ def _sample(args) -> list[Path]:
     generator = load_generator(args.generator)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     out_dir = Path(args.out_dir or "samples")
+    conditional = class_count(generator) is not None
+    asked_for_labels = args.digit is not None or args.digits is not None or args.interpolate is not None
+    if not conditional and (asked_for_labels or args.walk not in (None, ANY_CLASS)):
+        raise UserError(f"{args.generator} has no labels (it was trained with --unconditional): "
+                        f"draw with --count K, or --walk without a digit")
+    if conditional and args.walk == ANY_CLASS:
+        raise UserError("--walk needs a digit N for this generator: --walk N")
     if args.interpolate is not None:
         a, b = args.interpolate
         pictures = morphs.interpolate(generator, a, b, frames=args.frames, seed=seed)
         labels, stem, rows = np.linspace(a, b, args.frames), f"morph{a}-{b}_f{args.frames}_seed{seed}", 1
     elif args.walk is not None:
-        pictures = morphs.walk(generator, args.walk, frames=args.frames, seed=seed)
-        labels, stem, rows = np.full(args.frames, args.walk), f"walk{args.walk}_f{args.frames}_seed{seed}", 1
+        label = args.walk if conditional else None
+        pictures = morphs.walk(generator, label, frames=args.frames, seed=seed)
+        labels = np.full(args.frames, label) if conditional else None
+        stem, rows = f"walk{args.walk if conditional else ''}_f{args.frames}_seed{seed}", 1
+    elif not conditional:
+        count = args.count or 100
+        pictures, labels = generate(generator, count=count, seed=seed), None
+        rows = _near_square_rows(count)
+        stem = f"any_n{count}_seed{seed}"
     else:
         if args.digit is not None:
             count = args.count or 16
             labels = np.full(count, args.digit)
-            rows = max(r for r in range(1, int(np.sqrt(count)) + 1) if count % r == 0)  # near-square
+            rows = _near_square_rows(count)
             stem = f"digit{args.digit}_n{count}_seed{seed}"
         else:
             chosen = args.digits if args.digits is not None else list(range(MNIST.num_classes))
@@ -253,6 +276,11 @@ def _sample(args) -> list[Path]:
         plt.axis("off")
         plt.show()
     return written
+
+
+def _near_square_rows(count: int) -> int:
+    """The most rows, up to the square root, that divide `count`: 16 -> 4 x 4, 10 -> 2 x 5."""
+    return max(r for r in range(1, int(np.sqrt(count)) + 1) if count % r == 0)
 
 
 def config_from_args(args) -> Config:
@@ -285,7 +313,7 @@ def main(argv=None) -> int:
         elif args.generator:
             _sample(args)
         elif args.resume:
-            path = resume(args.resume, tensorboard=args.tensorboard)
+            path = resume(args.resume, tensorboard=args.tensorboard, distribute=args.distribute)
             print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
         elif args.dry_run:
             with tempfile.TemporaryDirectory() as tmp:
@@ -294,7 +322,7 @@ def main(argv=None) -> int:
         else:
             out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
             path = train(config_from_args(args), out_dir=out_dir, data=args.data, limit=args.limit,
-                         model_name=args.model_name, tensorboard=args.tensorboard)
+                         model_name=args.model_name, tensorboard=args.tensorboard, distribute=args.distribute)
             print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
         return 0
     except UserError as exc:

@@ -15,6 +15,11 @@ import math
 from cgan.errors import UserError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
+# Defaults that depend on the loss, taken unless the user sets the field: the WGAN-GP paper's
+# Adam settings (Gulrajani et al., 2017: rates 1e-4, betas 0.5 / 0.9, the second being every
+# loss's default) and its five critic updates per generator update.
+LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_steps": 5}}
 
 
 def _field(default, help: str, **metadata):
@@ -25,7 +30,7 @@ def _field(default, help: str, **metadata):
 class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
-    train_steps: int = _field(8_000, "training steps, one update of D and of G each")
+    train_steps: int = _field(8_000, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(64, "images per step")
     latent_dim: int = _field(64, "noise dimensions")
     g_width: int = _field(96, "generator channels at 14x14 (twice that at 7x7)")
@@ -39,6 +44,11 @@ class Config:
     beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
     ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator)")
     save_interval: int = _field(500, "steps between sample grids, checkpoints and loss-curve updates")
+    loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic with "
+                       "gradient penalty", choices=LOSSES)
+    gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
+    critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
+    unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: mixed bfloat16 on CPUs with AMX, else float32", choices=PRECISIONS)
     seed: int = _field(0, "random seed", flag=False)  # the script's --seed, whose default differs for sampling
 
@@ -59,6 +69,12 @@ class Config:
         for name in ("beta_1", "beta_2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.critic_steps < 1:
+            raise UserError(f"--critic-steps must be a positive integer, got {self.critic_steps}")
+        if not (math.isfinite(self.gp_weight) and self.gp_weight >= 0):
+            raise UserError(f"--gp-weight must be 0 or more, got {self.gp_weight}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
 
@@ -77,18 +93,39 @@ def flag_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(Config) if f.metadata.get("flag", True)]
 
 
+def _default_text(field: dataclasses.Field) -> str:
+    by_loss = [f"{values[field.name]} with --loss {loss}" for loss, values in LOSS_DEFAULTS.items() if field.name in values]
+    return "; ".join([str(field.default), *by_loss])
+
+
 def add_arguments(group) -> None:
-    """Add one flag per Config field to an argparse group, with the field's help and default."""
+    """Add one flag per Config field to an argparse group, with the field's help and default.
+
+    A field whose default depends on the loss gets None from argparse when not given, so
+    that `from_args` can tell "not given" from "given as the default".
+    """
     for field in flag_fields():
+        help_text = f"{field.metadata['help']} (default: {_default_text(field)})"
+        if field.type in (bool, "bool"):
+            group.add_argument(flag(field.name), action="store_true", help=field.metadata["help"])
+            continue
         default = field.default
+        depends_on_loss = any(field.name in values for values in LOSS_DEFAULTS.values())
         metavar = None if "choices" in field.metadata else {int: "N", float: "X"}.get(type(default))
-        group.add_argument(flag(field.name), type=type(default), default=default, metavar=metavar,
-                           choices=field.metadata.get("choices"), help=f"{field.metadata['help']} (default: {default})")
+        group.add_argument(flag(field.name), type=type(default), default=None if depends_on_loss else default,
+                           metavar=metavar, choices=field.metadata.get("choices"), help=help_text)
 
 
 def from_args(args: argparse.Namespace, **overrides) -> Config:
     """The Config of parsed arguments (made by `add_arguments`), with `overrides` on top."""
-    return Config(**{**{f.name: getattr(args, f.name) for f in flag_fields()}, **overrides})
+    given = {f.name: getattr(args, f.name) for f in flag_fields() if getattr(args, f.name) is not None}
+    return for_loss(**{**given, **overrides})
+
+
+def for_loss(**values) -> Config:
+    """A Config of `values`, fields not among them taking the defaults of the chosen loss."""
+    loss = values.get("loss", Config.loss)
+    return Config(**{**LOSS_DEFAULTS.get(loss, {}), **values})
 
 
 def from_run(values: dict) -> Config:

@@ -30,7 +30,7 @@ from cgan.cli import ArgumentParser
 from cgan.data import MNIST, preprocess
 from cgan.errors import UserError
 from cgan.files import atomic_path
-from cgan.sampling import generate, load_generator
+from cgan.sampling import class_count, generate, load_generator
 
 DEFAULT_CLASSIFIER = ROOT / "models" / "mnist_classifier.keras"
 FEATURE_LAYER = "features"
@@ -102,14 +102,22 @@ def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
 
 @dataclasses.dataclass(frozen=True)
 class Scores:
-    """The evaluator's figures for one set of labelled images."""
+    """The evaluator's figures for one set of images: labelled, or (from an unconditional generator) not.
 
-    accuracy: float
-    per_digit_accuracy: tuple[float, ...]
+    Without labels, accuracy is None and diversity groups the images by the class the
+    classifier reads; `class_shares` (the share of the images read as each class) and
+    `kl_to_uniform` (KL divergence of those shares from equal shares, 0 when every class is
+    equally frequent, log 10 = 2.30 when one class takes all) tell how the classes are spread.
+    """
+
+    accuracy: float | None
+    per_digit_accuracy: tuple[float, ...] | None
     frechet_distance: float
     diversity: float
     per_digit_diversity: tuple[float, ...]
     count: int
+    class_shares: tuple[float, ...] = ()
+    kl_to_uniform: float = float("nan")
 
 
 class Evaluator:
@@ -132,31 +140,45 @@ class Evaluator:
             logits.append(np.asarray(l))
         return np.concatenate(feats), np.concatenate(logits)
 
-    def score(self, images: np.ndarray, labels: np.ndarray) -> Scores:
-        """Figures for uint8 images (n, h, w) that were meant to show digits `labels`."""
-        images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+    def score(self, images: np.ndarray, labels: np.ndarray | None) -> Scores:
+        """Figures for uint8 images (n, h, w) that were meant to show digits `labels` (None: any digits)."""
+        images = np.asarray(images)
         shape = MNIST.image_shape[:2]
-        if images.dtype != np.uint8 or images.shape[1:] != shape or len(images) != len(labels):
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1)
+        if images.dtype != np.uint8 or images.shape[1:] != shape or (labels is not None and len(images) != len(labels)):
             raise ValueError(f"expected uint8 images (n, {shape[0]}, {shape[1]}) and n labels, "
-                             f"got {images.dtype} {images.shape}, {labels.shape}")
+                             f"got {images.dtype} {images.shape}, {None if labels is None else labels.shape}")
         feats, logits = self._run(images)
-        correct = logits.argmax(1) == labels
-        per_digit = tuple(float(correct[labels == d].mean()) if (labels == d).any() else float("nan") for d in range(NUM_CLASSES))
+        read = logits.argmax(1)
+        groups = read if labels is None else labels
         spread = [
-            _mean_pairwise_distance(feats[labels == d]) / self.ref_spread[d] if (labels == d).sum() > 1 else float("nan")
+            _mean_pairwise_distance(feats[groups == d]) / self.ref_spread[d] if (groups == d).sum() > 1 else float("nan")
             for d in range(NUM_CLASSES)
         ]
+        shares = np.bincount(read, minlength=NUM_CLASSES) / len(read)
+        present = shares > 0
+        accuracy = per_digit = None
+        if labels is not None:
+            correct = read == labels
+            accuracy = float(correct.mean())
+            per_digit = tuple(float(correct[labels == d].mean()) if (labels == d).any() else float("nan")
+                              for d in range(NUM_CLASSES))
         return Scores(
-            accuracy=float(correct.mean()),
+            accuracy=accuracy,
             per_digit_accuracy=per_digit,
             frechet_distance=frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), self.ref_mu, self.ref_sigma),
             diversity=float(np.nanmean(spread)),
             per_digit_diversity=tuple(float(s) for s in spread),
             count=len(images),
+            class_shares=tuple(float(x) for x in shares),
+            kl_to_uniform=float(np.sum(shares[present] * np.log(shares[present] * NUM_CLASSES))),
         )
 
     def score_generator(self, generator, *, per_digit: int = 1000, seed: int = 0) -> Scores:
-        """Figures for `per_digit` samples of each digit from `generator`."""
+        """Figures for `per_digit` samples of each digit from `generator` (as many in all from an unconditional one)."""
+        if class_count(generator) is None:
+            return self.score(generate(generator, count=per_digit * NUM_CLASSES, seed=seed), None)
         digits = np.repeat(np.arange(NUM_CLASSES), per_digit)
         return self.score(generate(generator, digits, seed=seed), digits)
 
@@ -202,7 +224,14 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
 
 
 def format_table(rows: dict[str, Scores]) -> str:
-    """A plain-text table, one row per scored set."""
+    """A plain-text table, one row per scored set; class spread instead of accuracy when a set has no labels."""
+    if any(s.accuracy is None for s in rows.values()):
+        lines = [f"{'':<12}{'FD':>8}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each digit 0..{NUM_CLASSES - 1} (%)"]
+        for name, s in rows.items():
+            shares = " ".join(f"{100 * x:5.1f}" for x in s.class_shares)
+            lines.append(f"{name:<12}{s.frechet_distance:8.2f}{s.diversity:10.3f}{100 * max(s.class_shares):6.1f}%"
+                         f"{100 * min(s.class_shares):6.1f}%{s.kl_to_uniform:7.3f}   {shares}")
+        return "\n".join(lines)
     head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-digit accuracy 0..{NUM_CLASSES - 1} (%)"
     lines = [head]
     for name, s in rows.items():
@@ -227,7 +256,8 @@ def evaluate(generator_path, *, classifier_path=DEFAULT_CLASSIFIER, data=None, p
         print(json.dumps({"generator_path": str(generator_path), "per_digit": per_digit, "seed": seed,
                           **{k: dataclasses.asdict(v) for k, v in rows.items()}}, indent=2))
     else:
-        print(f"{generator_path}: {per_digit} samples per digit, seed {seed}")
+        what = f"{per_digit} samples per digit" if class_count(generator) else f"{per_digit * NUM_CLASSES} samples of any digit"
+        print(f"{generator_path}: {what}, seed {seed}")
         print(format_table(rows))
     return rows
 

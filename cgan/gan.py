@@ -6,6 +6,7 @@ The networks come from builders passed in as `Networks` (the script
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -13,20 +14,21 @@ import numpy as np
 
 from cgan.backend import keras, tf
 from cgan.config import Config
-from cgan.losses import hinge_losses
+from cgan import losses
+from cgan.losses import LOSSES, Loss
 from cgan.precision import compute_policy
 from cgan.sampling import class_count, latent_dim
-
-STEP_FIGURES = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")  # what each training step reports
 
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
     """How to build a run's networks from its Config: the builders of the script that defines them.
 
-    `generator(config, dtype=...)` and `discriminator(config, dtype=...)` return
-    the named functional models; `adversarial(generator, discriminator)` stacks
-    them (for the diagram).
+    `generator(config, dtype=..., distributed=...)` and `discriminator(config,
+    dtype=..., distributed=...)` return the named functional models (with
+    `distributed`, any batch normalisation takes its statistics over the global
+    batch, across replicas); `adversarial(generator, discriminator)` stacks them
+    (for the diagram).
     """
 
     generator: Callable[..., keras.Model]
@@ -46,12 +48,16 @@ def steps_per_call(config: Config, start_step: int) -> int:
 
 
 class ConditionalGAN(keras.Model):
-    """Trains a generator and a discriminator together, one update of each per step.
+    """Trains a generator and a discriminator (or critic) together: one generator update per step.
 
-    Each step draws one batch of fakes, passes real and fake through the
-    discriminator, and updates both networks from that single forward pass
-    (D against its loss, G against its own through D). This saves the second
-    generator pass of alternating updates, about a tenth of a step.
+    With one discriminator update per step and no critic (the hinge and
+    cross-entropy losses by default), each step draws one batch of fakes,
+    passes real and fake through the discriminator, and updates both networks
+    from that single forward pass (D against its loss, G against its own through
+    D), which saves the second generator pass of alternating updates. With
+    `critic_steps` above one, or a Wasserstein critic, the step first updates D
+    `critic_steps` times, each on its own real batch and fresh fakes, then G once.
+    Unconditional networks (no `label` input) get no labels.
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
     weights: it draws cleaner digits than the raw generator and is what gets
@@ -65,15 +71,26 @@ class ConditionalGAN(keras.Model):
         self.discriminator = discriminator
         self.ema_generator = ema_generator
         self.config = config
+        self.conditional = "label" in generator.input
+        self.strategy = None  # the tf.distribute strategy it was built under, if any (set by make_gan)
         self.seed_generator = keras.random.SeedGenerator(config.seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.real_acc_tracker = keras.metrics.Mean(name="d_acc_real")
-        self.fake_acc_tracker = keras.metrics.Mean(name="d_acc_fake")
         # (first step whose loss was not finite, which loss), set by the NaN guard: nothing from that step on
         # is logged or drawn.
         self.diverged_at: tuple[int, str] | None = None
+
+    def compile(self, d_optimizer, g_optimizer, loss: Loss = LOSSES["hinge"]):
+        """`loss` is the objective (`cgan.losses.LOSSES`); its `figures` are what each step reports."""
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss = loss
+        self.loss_fn = loss.losses
+        self.figure_names = loss.figures
+        self.trackers = [keras.metrics.Mean(name=name) for name in self.figure_names]
         self.set_steps_per_call(1)
+        # Its networks are built; `fit` under a distribution strategy would otherwise build this
+        # model by calling it on a batch of real images, which a generator does not take.
+        self.built = True
 
     def set_steps_per_call(self, steps: int) -> None:
         """Run `steps` training steps per call of the compiled function (Keras' `steps_per_execution`).
@@ -83,7 +100,7 @@ class ConditionalGAN(keras.Model):
         Saves the per-step round trip between Python and the graph.
         """
         self.steps_per_execution = steps
-        self.step_history = keras.Variable(np.zeros((steps, len(STEP_FIGURES)), np.float32), trainable=False,
+        self.step_history = keras.Variable(np.zeros((steps, len(self.figure_names)), np.float32), trainable=False,
                                            name="step_history")
         self.train_function = None  # traced again with the new count
 
@@ -93,51 +110,133 @@ class ConditionalGAN(keras.Model):
         steps = self.steps_per_execution
         last = step if self.diverged_at is None else min(step, self.diverged_at[0] - 1)
         history = self.step_history.numpy()
-        return [(s, dict(zip(STEP_FIGURES, map(float, history[(s - 1) % steps])))) for s in range(step - steps + 1, last + 1)]
-
-    def compile(self, d_optimizer, g_optimizer, loss_fn=hinge_losses):
-        """`loss_fn(real_logits, fake_logits)` returns (discriminator loss, generator loss)."""
-        super().compile()
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
-        self.loss_fn = loss_fn
+        return [(s, dict(zip(self.figure_names, map(float, history[(s - 1) % steps]))))
+                for s in range(step - steps + 1, last + 1)]
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_acc_tracker, self.fake_acc_tracker]
+        return self.trackers
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
+    def _g(self, noise, labels, training=True):
+        return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise}, training=training)
+
+    def _d(self, images, labels):
+        return self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
+                                  training=True)
+
+    def _noise(self, batch, draw: int = 0):
+        """Noise for `batch` fakes; `draw` numbers the draws of a step (see `_random`)."""
+        return self._random(keras.random.normal, tf.random.stateless_normal, (batch, self.config.latent_dim), draw)
+
+    def _random(self, stateful, stateless, shape, draw: int, dtype="float32"):
+        """Random numbers of `shape` for this replica's slice of the batch.
+
+        On one device, from the run's seed generator (its state is in the checkpoint).
+        Under a distribution strategy, each replica takes its rows of the global batch's
+        numbers, drawn from (seed, step, draw) alone: the run then gets the same numbers
+        whatever the number of replicas, as the data (split the same way) does.
+        """
+        if self.strategy is None:
+            return stateful(shape, seed=self.seed_generator, dtype=dtype)
+        context = tf.distribute.get_replica_context()
+        replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
+        step = tf.cast(self.g_optimizer.iterations, tf.int32)
+        seed = tf.stack([tf.constant(self.config.seed, tf.int32), step * 64 + draw])
+        batch = shape[0]
+        every = stateless(tf.concat([[batch * replicas], shape[1:]], 0), seed=seed, dtype=dtype)
+        return every[replica * batch : (replica + 1) * batch]
+
     def train_step(self, data):
-        real, labels = data  # (b, h, w, 1) in [-1, 1]; (b, 1) int32
-        batch = tf.shape(real)[0]
-        noise = keras.random.normal((batch, self.config.latent_dim), seed=self.seed_generator)
+        real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
+        if self.config.critic_steps == 1 and not self.loss.critic:
+            figures = self._joint_step(real, labels)
+        else:
+            figures = self._critic_then_generator_step(real, labels)
+        self._update_ema()
+        figures = self._global(figures)
+        for tracker, name in zip(self.trackers, self.figure_names):
+            tracker.update_state(figures[name])
+        row = (tf.cast(self.g_optimizer.iterations, tf.int32) - 1) % self.steps_per_execution
+        values = tf.stack([tf.cast(figures[name], tf.float32) for name in self.figure_names])
+        self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
+        # Per-step values (not running means) so logs and the CSV show each step.
+        return figures
+
+    @staticmethod
+    def _global(figures: dict) -> dict:
+        """The figures of the global batch: under a strategy each replica has its own batch's.
+
+        The losses and the penalty are replica means already divided by the number of
+        replicas (`losses.replica_mean`), so their sum is the global mean; the others are
+        plain means, averaged.
+        """
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return figures
+        return {name: context.all_reduce("SUM" if name in ("d_loss", "g_loss", "gradient_penalty") else "MEAN", value)
+                for name, value in figures.items()}
+
+    def _joint_step(self, real, labels):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
-            fake = self.generator({"noise": noise, "label": labels}, training=True)  # (b, h, w, 1)
+            fake = self._g(self._noise(tf.shape(real)[0]), labels)  # (b, h, w, 1)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
-            real_logits = self.discriminator({"image": real, "label": labels}, training=True)  # (b, 1)
-            fake_logits = self.discriminator({"image": tf.cast(fake, real.dtype), "label": labels}, training=True)
+            real_logits = self._d(real, labels)  # (b, 1)
+            fake_logits = self._d(tf.cast(fake, real.dtype), labels)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
-        self._update_ema()
+        return {"d_loss": d_loss, "g_loss": g_loss, **self._accuracies(real_logits, fake_logits)}
 
-        real_acc = tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))
-        fake_acc = tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.real_acc_tracker.update_state(real_acc)
-        self.fake_acc_tracker.update_state(fake_acc)
-        figures = {"d_loss": d_loss, "g_loss": g_loss, "d_acc_real": real_acc, "d_acc_fake": fake_acc}
-        row = (tf.cast(self.g_optimizer.iterations, tf.int32) - 1) % self.steps_per_execution
-        values = tf.stack([tf.cast(figures[name], tf.float32) for name in STEP_FIGURES])
-        self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
-        # Per-step values (not running means) so logs and the CSV show each step.
-        return figures
+    def _critic_then_generator_step(self, real, labels):
+        steps = self.config.critic_steps
+        batch = tf.shape(real)[0] // steps
+        d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
+        for i in range(steps):  # unrolled in the graph: a handful of updates
+            x, y = real[i * batch : (i + 1) * batch], labels[i * batch : (i + 1) * batch]
+            fake = tf.cast(self._g(self._noise(batch, draw=2 * i), y), x.dtype)
+            with tf.GradientTape() as tape:
+                real_logits, fake_logits = self._d(x, y), self._d(fake, y)
+                d_loss, _ = self.loss_fn(real_logits, fake_logits)
+                if self.loss.critic:
+                    penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
+                    d_loss += self.config.gp_weight * penalty
+            self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_weights), d_weights))
+        with tf.GradientTape() as tape:
+            g_logits = self._d(tf.cast(self._g(self._noise(batch, draw=2 * steps), y), x.dtype), y)
+            _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
+        figures = {"d_loss": d_loss, "g_loss": g_loss}  # D's figures are those of its last update
+        if self.loss.critic:
+            wasserstein = tf.reduce_mean(tf.cast(real_logits, tf.float32)) - tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+            return {**figures, "wasserstein": wasserstein, "gradient_penalty": penalty}
+        return {**figures, **self._accuracies(real_logits, fake_logits)}
+
+    @staticmethod
+    def _accuracies(real_logits, fake_logits):
+        return {"d_acc_real": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
+                "d_acc_fake": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))}
+
+    def gradient_penalty(self, real, fake, labels, draw: int = 1):
+        """mean((||grad_x D(x_hat)||_2 - 1)^2) at x_hat = e x + (1 - e) G(z), one uniform e per image.
+
+        The norm is sqrt(sum of squares + 1e-12), so that its gradient stays finite
+        where D's gradient is zero (the plain norm's gradient is 0/0 there).
+        """
+        e = tf.cast(self._random(keras.random.uniform, tf.random.stateless_uniform, (tf.shape(real)[0], 1, 1, 1), draw),
+                    real.dtype)
+        x_hat = e * real + (1 - e) * fake
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            logits = self._d(x_hat, labels)
+        grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
+        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+        return losses.replica_mean(tf.square(norms - 1.0))
 
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.
@@ -197,22 +296,29 @@ def adam(config: Config, learning_rate) -> keras.optimizers.Adam:
     return keras.optimizers.Adam(learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
 
 
-def make_gan(config: Config, networks: Networks, *, loss_fn=hinge_losses) -> ConditionalGAN:
-    """A compiled ConditionalGAN for `config`, ready for `fit`; `loss_fn` as in `ConditionalGAN.compile`."""
+def make_gan(config: Config, networks: Networks, *, strategy=None) -> ConditionalGAN:
+    """A compiled ConditionalGAN for `config`, ready for `fit`; built in `strategy`'s scope if one is given."""
     keras.utils.set_random_seed(config.seed)
     # Grappler's remapper fails on this step's graph and logs an error line at the first step
     # ("remapper failed: ... Mutation::Apply error"); without it the step runs as fast (measured).
     tf.config.optimizer.set_experimental_options({"remapping": False})
     policy = compute_policy(config.precision)
-    # D before G: the order in which the weights draw from the seeded initializers (runs stay reproducible).
-    discriminator = networks.discriminator(config, dtype=policy)
-    generator = networks.generator(config, dtype=policy)
-    ema_generator = networks.generator(config, dtype="float32")
-    ema_generator.set_weights(generator.get_weights())
-    gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
-    gan.compile(
-        d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr)),
-        g_optimizer=adam(config, learning_rate_schedule(config, config.g_lr)),
-        loss_fn=loss_fn,
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        # D before G: the order in which the weights draw from the seeded initializers (runs stay reproducible).
+        distributed = strategy is not None
+        discriminator = networks.discriminator(config, dtype=policy, distributed=distributed)
+        generator = networks.generator(config, dtype=policy, distributed=distributed)
+        ema_generator = networks.generator(config, dtype="float32")  # never trained: no statistics to share
+        ema_generator.set_weights(generator.get_weights())
+        gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
+        gan.strategy = strategy
+        gan.compile(
+            d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr)),
+            g_optimizer=adam(config, learning_rate_schedule(config, config.g_lr)),
+            loss=LOSSES[config.loss],
+        )
+        if strategy is not None:
+            # Built lazily inside a replica, they fail under fit ("You must feed a value for placeholder tensor").
+            gan.d_optimizer.build(discriminator.trainable_variables)
+            gan.g_optimizer.build(generator.trainable_variables)
     return gan

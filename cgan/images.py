@@ -50,10 +50,13 @@ def save_gif(path, frames: np.ndarray, *, scale: int = 4, duration_ms: int = 120
     return Path(path)
 
 
-def save_npz(path, images: np.ndarray, labels) -> Path:
-    """Write images (uint8, (n, h, w)) and labels (float32 for morph frames, else int32) to a .npz."""
-    labels = np.asarray(labels)
-    labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
+def save_npz(path, images: np.ndarray, labels=None) -> Path:
+    """Write images (uint8, (n, h, w)) and their labels (float32 for morph frames, else int32; none for
+    an unconditional generator's images) to a .npz."""
+    arrays = {"images": images}
+    if labels is not None:
+        labels = np.asarray(labels)
+        arrays["labels"] = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
     with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, images=images, labels=labels)
+        np.savez_compressed(tmp, **arrays)
     return Path(path)

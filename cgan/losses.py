@@ -1,17 +1,68 @@
-"""GAN objectives: each takes the discriminator's logits on real and on fake images and returns (D loss, G loss)."""
+"""GAN objectives. Each is one `Loss`: the discriminator's and the generator's loss from D's logits on real and fake images.
+
+- `hinge` (the default): D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G: -mean(D(G(z))).
+- `bce`: the non-saturating cross-entropy GAN of the original paper, the sigmoid applied here,
+  not in the network: D: -mean(log s(D(x))) - mean(log(1 - s(D(G(z))))); G: -mean(log s(D(G(z)))).
+- `wgan-gp`: the Wasserstein critic: D: mean(D(G(z))) - mean(D(x)), plus the gradient penalty
+  that `gan.ConditionalGAN.gradient_penalty` adds; G: -mean(D(G(z))).
+
+Each loss is a mean over the replica's batch divided by the number of replicas, so that gradients
+summed across replicas under a distribution strategy are those of the mean over the global batch.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 from cgan.backend import tf
 
 
-def hinge_losses(real_logits, fake_logits):
-    """(discriminator loss, generator loss) of the hinge GAN objective.
+def replica_mean(x):
+    """Mean over this replica's batch, scaled so that the sum over replicas is the global mean."""
+    context = tf.distribute.get_replica_context()  # None in a cross-replica context
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    mean = tf.reduce_mean(x)
+    return mean if replicas == 1 else mean / replicas
 
-    D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G: -mean(D(G(z))). G's
-    loss has no margin on purpose: with one, -mean(relu(1 + D(G(z)))), G gets
+
+def hinge_losses(real_logits, fake_logits):
+    """(D loss, G loss) of the hinge objective.
+
+    G's loss has no margin on purpose: with one, -mean(relu(1 + D(G(z)))), G gets
     no gradient once D pushes every fake below -1, and training stalls for good.
     """
-    real_term = tf.reduce_mean(tf.nn.relu(1.0 - real_logits))
-    fake_term = tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
-    return real_term + fake_term, -tf.reduce_mean(fake_logits)
+    d_loss = replica_mean(tf.nn.relu(1.0 - real_logits)) + replica_mean(tf.nn.relu(1.0 + fake_logits))
+    return d_loss, -replica_mean(fake_logits)
+
+
+def bce_losses(real_logits, fake_logits):
+    """(D loss, G loss) of the non-saturating cross-entropy objective, from logits.
+
+    softplus(-l) is -log(sigmoid(l)), computed without overflow for large |l|.
+    """
+    d_loss = replica_mean(tf.nn.softplus(-real_logits)) + replica_mean(tf.nn.softplus(fake_logits))
+    return d_loss, replica_mean(tf.nn.softplus(-fake_logits))
+
+
+def wasserstein_losses(real_logits, fake_logits):
+    """(critic loss, G loss) of the Wasserstein objective, without the gradient penalty."""
+    return replica_mean(fake_logits) - replica_mean(real_logits), -replica_mean(fake_logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A GAN objective, and what training records and does differently for it."""
+
+    losses: Callable  # (real_logits, fake_logits) -> (D loss, G loss)
+    critic: bool = False  # D is a Wasserstein critic: its loss gets the gradient penalty
+    # What each training step reports: the losses, then D's accuracies, or for a critic its
+    # estimate of the Wasserstein distance, mean(D(x)) - mean(D(G(z))), and the penalty.
+    figures: tuple[str, ...] = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+
+
+LOSSES = {
+    "hinge": Loss(hinge_losses),
+    "bce": Loss(bce_losses),
+    "wgan-gp": Loss(wasserstein_losses, critic=True, figures=("d_loss", "g_loss", "wasserstein", "gradient_penalty")),
+}

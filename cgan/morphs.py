@@ -11,6 +11,7 @@ import numpy as np
 
 from cgan.backend import keras
 from cgan.data import postprocess
+from cgan.errors import UserError
 from cgan.sampling import LABEL_EMBEDDING, class_count, latent_dim, noise
 
 
@@ -23,6 +24,8 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
     this project without knowing how it was built.
     """
     classes = class_count(generator)
+    if classes is None:
+        raise UserError("this generator has no labels (it was trained with --unconditional): it cannot morph between them")
     embedding = generator.get_layer(LABEL_EMBEDDING)
 
     def clone(layer):
@@ -59,9 +62,16 @@ def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
     return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
 
 
-def walk(generator: keras.Model, label: int, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
-    """uint8 frames (frames, h, w): class fixed, the noise walking from seed's vector to seed+1's."""
+def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
+    """uint8 frames (frames, h, w): class fixed, the noise walking from seed's vector to seed+1's.
+
+    `label` is None for an unconditional generator, and a class for a conditional one.
+    """
+    if (label is None) != (class_count(generator) is None):
+        raise UserError("this generator has no labels: walk without a digit" if label is not None
+                        else "this generator draws a given class: walk with a digit, --walk N")
     base = 0 if seed is None else seed
-    z = slerp(noise(generator, 1, base)[0], noise(generator, 1, base + 1)[0], np.linspace(0.0, 1.0, frames))
-    labels = np.full((frames, 1), label, np.int32)
-    return postprocess(generator({"noise": z, "label": labels}, training=False))
+    inputs = {"noise": slerp(noise(generator, 1, base)[0], noise(generator, 1, base + 1)[0], np.linspace(0.0, 1.0, frames))}
+    if label is not None:
+        inputs["label"] = np.full((frames, 1), label, np.int32)
+    return postprocess(generator(inputs, training=False))

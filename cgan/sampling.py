@@ -48,8 +48,8 @@ def load_generator(path) -> keras.Model:
         raise UserError(f"{path}: not a loadable Keras model ({reason})") from None
     inputs = model.input if isinstance(model.input, dict) else {}
     shape = tuple(model.output.shape[1:]) if not isinstance(model.output, (list, dict)) else ()
-    if set(inputs) != {"noise", "label"} or len(shape) != 3 or shape[-1] != 1:
-        raise UserError(f"{path}: not a generator (expected inputs 'noise' and 'label' and a grey image output)")
+    if set(inputs) not in ({"noise", "label"}, {"noise"}) or len(shape) != 3 or shape[-1] != 1:
+        raise UserError(f"{path}: not a generator (expected inputs 'noise' (and 'label') and a grey image output)")
     return model
 
 
@@ -73,20 +73,33 @@ def noise(generator: keras.Model, count: int, seed: int | None) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim(generator))).astype(np.float32)
 
 
-def generate(generator: keras.Model, labels, seed: int | None = None, *, batch_size: int = 1000) -> np.ndarray:
-    """One uint8 image (0-255) per requested class: shape (len(labels), h, w).
+def generate(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
+             batch_size: int = 1000) -> np.ndarray:
+    """uint8 images (0-255) of shape (n, h, w): one per requested class, or `count` from an unconditional generator.
 
     The same seed gives the same images; each image's noise depends only on
-    the seed and its position in `labels`.
+    the seed and its position. A conditional generator takes `labels`; an
+    unconditional one (no label input) takes `count` instead.
     """
-    labels = np.asarray(labels).reshape(-1)
     classes = class_count(generator)
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes):
-        raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
+    if classes is None:
+        if labels is not None:
+            raise UserError("this generator has no labels (it was trained with --unconditional): ask for a count of images")
+        if count is None or count < 0:
+            raise ValueError(f"an unconditional generator needs count >= 0, got {count}")
+        labels = np.zeros(count, np.int32)  # not fed: only their number counts
+    else:
+        if labels is None:
+            raise ValueError("a conditional generator needs the labels to draw")
+        labels = np.asarray(labels).reshape(-1)
+        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes):
+            raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
     z = noise(generator, len(labels), seed)
     labels = labels.astype(np.int32).reshape(-1, 1)
     out = np.empty((len(labels), *image_size(generator)), np.uint8)
     for i in range(0, len(labels), batch_size):
-        batch = generator({"noise": z[i : i + batch_size], "label": labels[i : i + batch_size]}, training=False)
-        out[i : i + batch_size] = postprocess(batch)
+        inputs = {"noise": z[i : i + batch_size]}
+        if classes is not None:
+            inputs["label"] = labels[i : i + batch_size]
+        out[i : i + batch_size] = postprocess(generator(inputs, training=False))
     return out

@@ -35,8 +35,10 @@ class SampleGrid(keras.callbacks.Callback):
     def __init__(self, gan: ConditionalGAN, out_dir: Path, *, interval: int, per_class: int = 10, seed: int = 0):
         super().__init__()
         self.gan, self.out_dir, self.interval = gan, Path(out_dir), interval
-        self.rows = class_count(gan.generator)
-        self.labels = np.repeat(np.arange(self.rows), per_class)
+        classes = class_count(gan.generator)
+        self.rows = classes or 10  # an unconditional generator: a 10 x per_class grid of any digits
+        self.labels = np.repeat(np.arange(classes), per_class) if classes else None
+        self.count = self.rows * per_class
         self.seed = seed
         self.last: tuple[int, np.ndarray] | None = None
 
@@ -49,7 +51,8 @@ class SampleGrid(keras.callbacks.Callback):
         """The fixed-noise grid at `step` (drawn once per step, shared with TensorBoard)."""
         if self.last is None or self.last[0] != step:
             # Statistics from 1,024 samples take a quarter of the time of 4,096 and look the same in a preview.
-            images = generate(self.gan.averaged_generator(statistics_from=1024), self.labels, seed=self.seed)
+            images = generate(self.gan.averaged_generator(statistics_from=1024), self.labels, seed=self.seed,
+                              count=self.count)
             self.last = (step, tile(images, self.rows))
         return self.last[1]
 
@@ -69,6 +72,7 @@ def train(
     verbose: bool = True,
     callbacks=(),
     tensorboard=None,
+    distribute: bool = False,
 ) -> Path:
     """Train a GAN from scratch; return the path of the saved (averaged) generator.
 
@@ -77,8 +81,9 @@ def train(
     steps, and at the end the generator as `model_name` (a path with a folder is
     used as is). `data` is a file or folder for `dataset.load`; `limit` keeps only
     the first `limit` training images; `callbacks` are extra Keras callbacks;
-    `tensorboard` is a log folder. Raises TrainingStopped on SIGINT/SIGTERM
-    (after a checkpoint) or on a NaN loss.
+    `tensorboard` is a log folder; `distribute` trains under a MirroredStrategy
+    over the visible devices. Raises TrainingStopped on SIGINT/SIGTERM (after a
+    checkpoint) or on a NaN loss.
     """
     config.validate()
     _check_tensorboard(tensorboard)
@@ -91,8 +96,22 @@ def train(
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name)}
     write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
-    return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0, gan=make_gan(config, networks),
-                verbose=verbose, callbacks=callbacks, tensorboard=tensorboard)
+    strategy = mirrored_strategy(verbose) if distribute else None
+    return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
+                gan=make_gan(config, networks, strategy=strategy), verbose=verbose, callbacks=callbacks,
+                tensorboard=tensorboard)
+
+
+def mirrored_strategy(verbose: bool = True):
+    """A MirroredStrategy over the visible GPUs, or over the CPU devices where there is no GPU."""
+    from cgan.backend import tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    if verbose:
+        print(f"distributed over {strategy.num_replicas_in_sync} replica(s): {', '.join(devices)}", flush=True)
+    return strategy
 
 
 def _check_tensorboard(log_dir) -> None:
@@ -101,7 +120,7 @@ def _check_tensorboard(log_dir) -> None:
 
 
 def resume(run_dir, *, networks: Networks, dataset: Dataset = MNIST, verbose: bool = True, callbacks=(),
-           tensorboard=None) -> Path:
+           tensorboard=None, distribute: bool = False) -> Path:
     """Continue the run in `run_dir` from its newest checkpoint to its configured last step."""
     run_dir = Path(run_dir)
     _check_tensorboard(tensorboard)
@@ -114,7 +133,7 @@ def resume(run_dir, *, networks: Networks, dataset: Dataset = MNIST, verbose: bo
     if not found:
         raise UserError(f"{run_dir}: no checkpoint to resume from (one is written every --save-interval steps)")
     images, labels = dataset.load(run["data"], "train")
-    gan = make_gan(config, networks)
+    gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
     try:
         step = checkpoints.restore(gan, found[-1])
     except (OSError, ValueError, KeyError) as exc:
@@ -131,7 +150,9 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         images, labels = images[: run["limit"]], labels[: run["limit"]]
     model_name = Path(run["model_name"])
     model_path = model_name if model_name.parent != Path(".") else out_dir / model_name
-    batches = dataset.batches(images, labels, batch_size=config.batch_size, seed=config.seed, start_step=start_step)
+    # One real batch for each discriminator update of a step.
+    batches = dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
+                              start_step=start_step)
     if verbose and start_step == 0:
         print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
               f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
@@ -150,7 +171,8 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     if verbose:
         all_callbacks.append(training_log.Progress(gan, config.train_steps, every=min(config.save_interval, 500)))
     remaining = config.train_steps - start_step
-    gan.set_steps_per_call(steps_per_call(config, start_step))
+    # Under a distribution strategy, more than one step per call fails in Keras 3.15 (keras-team/keras#19246).
+    gan.set_steps_per_call(1 if gan.strategy is not None else steps_per_call(config, start_step))
     start = time.perf_counter()
     if remaining > 0:
         gan.fit(batches, epochs=1, steps_per_epoch=remaining, callbacks=all_callbacks, verbose=0, shuffle=False)

@@ -1,6 +1,8 @@
 """Watching a run: per-step losses to CSV and a loss-curve PNG, TensorBoard scalars and images, progress.
 
-`RUN_DIR/losses.csv` has one row per step with the columns of `COLUMNS`;
+`RUN_DIR/losses.csv` has one row per step: the step, then the figures the loss
+reports (`cgan.losses.Loss.figures`: the two losses and D's accuracies, or for a
+Wasserstein critic its distance estimate and the gradient penalty);
 `RUN_DIR/loss_curve.png` is drawn from it at every dump and at the end, and
 `python cgan_mnist.py --plot-losses RUN_DIR` draws it again.
 """
@@ -18,8 +20,8 @@ import numpy as np
 from cgan.backend import keras, tf
 from cgan.files import atomic_path
 
-COLUMNS = ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 CSV_NAME, CURVE_NAME = "losses.csv", "loss_curve.png"
+LOSS_COLUMNS = ("d_loss", "g_loss")  # every loss reports these two first; the curve draws them on top
 
 
 def read_losses(run_dir) -> dict[str, np.ndarray]:
@@ -27,16 +29,17 @@ def read_losses(run_dir) -> dict[str, np.ndarray]:
     path = Path(run_dir) / CSV_NAME
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: expected columns {','.join(COLUMNS)}")
+        columns = tuple(reader.fieldnames or ())
+        if columns[:3] != ("step", *LOSS_COLUMNS):
+            raise ValueError(f"{path}: expected columns step,{','.join(LOSS_COLUMNS)},...")
         rows = list(reader)
-    out = {c: np.array([float(r[c]) for r in rows]) for c in COLUMNS}
+    out = {c: np.array([float(r[c]) for r in rows]) for c in columns}
     out["step"] = out["step"].astype(np.int64)
     return out
 
 
 def plot_losses(run_dir) -> Path:
-    """Draw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv: losses above, discriminator accuracy below."""
+    """Draw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv: losses above, the loss's other figures below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,15 +48,19 @@ def plot_losses(run_dir) -> Path:
     data = read_losses(run_dir)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     window = max(1, len(data["step"]) // 100)  # smooth over ~1% of the run; the raw values are faint behind
-    for ax, names in ((top, ("d_loss", "g_loss")), (bottom, ("d_acc_real", "d_acc_fake"))):
+    others = [name for name in data if name not in ("step", *LOSS_COLUMNS)]
+    for ax, names in ((top, LOSS_COLUMNS), (bottom, others)):
         for name in names:
             (line,) = ax.plot(data["step"], data[name], alpha=0.25, linewidth=0.6)
             ax.plot(data["step"], _smooth(data[name], window), color=line.get_color(), label=name)
         ax.legend(loc="upper right")
         ax.grid(alpha=0.3)
     top.set_ylabel("loss")
-    bottom.set_ylabel("discriminator accuracy")
-    bottom.set_ylim(-0.02, 1.02)
+    if all(name.startswith("d_acc") for name in others):
+        bottom.set_ylabel("discriminator accuracy")
+        bottom.set_ylim(-0.02, 1.02)
+    else:
+        bottom.set_ylabel("critic")
     bottom.set_xlabel("step")
     fig.tight_layout()
     path = Path(run_dir) / CURVE_NAME
@@ -78,6 +85,7 @@ class LossLog(keras.callbacks.Callback):
         super().__init__()
         self.gan, self.run_dir, self.interval = gan, Path(run_dir), interval
         self.path = self.run_dir / CSV_NAME
+        self.columns = ("step", *gan.figure_names)
         self.rows: list[tuple] = []
         self._truncate(start_step)
 
@@ -85,18 +93,18 @@ class LossLog(keras.callbacks.Callback):
         """Keep the rows up to `start_step` (a resumed run redoes the steps after its checkpoint)."""
         kept = io.StringIO()
         writer = csv.writer(kept)
-        writer.writerow(COLUMNS)
+        writer.writerow(self.columns)
         if start_step and self.path.is_file():
             with open(self.path, newline="") as f:
                 for row in csv.DictReader(f):
                     if int(row["step"]) <= start_step:
-                        writer.writerow([row[c] for c in COLUMNS])
+                        writer.writerow([row[c] for c in self.columns])
         with atomic_path(self.path) as tmp:
             tmp.write_text(kept.getvalue())
 
     def on_train_batch_end(self, batch, logs=None):
         recent = self.gan.recent_steps()
-        self.rows.extend((at, *(figures[c] for c in COLUMNS[1:])) for at, figures in recent)
+        self.rows.extend((at, *(figures[c] for c in self.columns[1:])) for at, figures in recent)
         if recent and recent[-1][0] % self.interval == 0:
             self.flush(draw=True)
 
@@ -124,8 +132,8 @@ class TensorBoardLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for at, figures in self.gan.recent_steps():
             with self.writer.as_default(step=at):
-                for name in COLUMNS[1:]:
-                    tf.summary.scalar(name, figures[name])
+                for name, value in figures.items():
+                    tf.summary.scalar(name, value)
         step = int(self.gan.g_optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
             if self.grid_source is not None and step % self.interval == 0 and self.gan.diverged_at is None:

@@ -103,6 +103,13 @@ def tiny_generator_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_unconditional_generator_file(tmp_path_factory) -> Path:
+    """An untrained tiny generator without labels, saved as .h5."""
+    generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"], num_classes=None)
+    return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny_unconditional.h5")
+
+
+@pytest.fixture(scope="session")
 def tiny_discriminator_file(tmp_path_factory) -> Path:
     """A discriminator saved as .h5: loadable, but not a generator."""
     discriminator = cgan_mnist.build_discriminator(width=TINY["d_width"])

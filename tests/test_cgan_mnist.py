@@ -176,6 +176,35 @@ def test_cli_refuses_files_that_are_not_generators(bad_model_files, tmp_path, ca
     assert not out.exists()
 
 
+def test_an_unconditional_generator_draws_any_digits(tiny_unconditional_generator_file, tmp_path):
+    g = f"--generator={tiny_unconditional_generator_file}"
+    assert cgan_mnist.main([g, "--count", "64", "--seed", "2", "--out-dir", str(tmp_path),
+                            "--save-npz", str(tmp_path / "any.npz")]) == 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "any_n64_seed2.png") as im:
+        assert im.size == (8 * 58 + 2, 8 * 58 + 2)  # 8 x 8
+    with np.load(tmp_path / "any.npz") as data:
+        assert data["images"].shape == (64, 28, 28) and "labels" not in data.files
+    assert cgan_mnist.main([g, "--walk", "--frames", "5", "--gif", "--seed", "2", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "walk_f5_seed2.gif").is_file()
+
+
+@pytest.mark.parametrize("argv", [["--digit", "3"], ["--digits", "1", "2"], ["--interpolate", "3", "7"],
+                                  ["--walk", "4"]])
+def test_an_unconditional_generator_refuses_labels_in_one_line(tiny_unconditional_generator_file, tmp_path, capsys, argv):
+    code = run_main([f"--generator={tiny_unconditional_generator_file}", "--out-dir", str(tmp_path / "out"), *argv])
+    err = assert_one_line_error(code, capsys, "has no labels")
+    assert code == 2 and "--unconditional" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_conditional_generator_walks_a_digit(tiny_generator_file, tmp_path, capsys):
+    code = run_main([f"--generator={tiny_generator_file}", "--walk", "--out-dir", str(tmp_path / "out")])
+    assert_one_line_error(code, capsys, "--walk needs a digit N")
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_needs_a_generator(capsys):
     assert_one_line_error(run_main(["--evaluate"]), capsys, "--evaluate needs --generator")
 

@@ -21,7 +21,13 @@ def test_every_field_has_help_and_every_flag_field_becomes_a_flag():
         assert field.metadata["help"].strip(), field.name
     for field in config.flag_fields():
         action = flags[config.flag(field.name)]
-        assert action.help == f"{field.metadata['help']} (default: {field.default})" and action.default == field.default
+        assert action.help.startswith(field.metadata["help"])
+        if field.type == "bool":
+            assert action.default is False and action.const is True  # a switch
+        elif any(field.name in values for values in config.LOSS_DEFAULTS.values()):
+            assert action.default is None and "with --loss wgan-gp)" in action.help  # "not given" is visible
+        else:
+            assert action.help.endswith(f"(default: {field.default})") and action.default == field.default
     assert "--seed" not in flags  # the script's own --seed: its default differs for sampling
     assert flags["--precision"].choices == config.PRECISIONS
 
@@ -32,6 +38,18 @@ def test_flags_round_trip_into_the_config():
     args = parser.parse_args(["--g-width", "32", "--ema-decay", "0.99", "--precision", "bfloat16"])
     made = config.from_args(args, seed=4)
     assert made == dataclasses.replace(Config(), g_width=32, ema_decay=0.99, precision="bfloat16", seed=4)
+
+
+def test_the_loss_chooses_defaults_the_user_did_not_set():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    wgan = config.from_args(parser.parse_args(["--loss", "wgan-gp"]))
+    assert (wgan.g_lr, wgan.d_lr, wgan.beta_1, wgan.beta_2, wgan.critic_steps) == (1e-4, 1e-4, 0.5, 0.9, 5)
+    mine = config.from_args(parser.parse_args(["--loss", "wgan-gp", "--g-lr", "0.0006", "--critic-steps", "2"]))
+    assert (mine.g_lr, mine.d_lr, mine.critic_steps) == (6e-4, 1e-4, 2)  # given as the hinge default, still kept
+    assert config.from_args(parser.parse_args([])) == Config()
+    bce = config.from_args(parser.parse_args(["--loss", "bce", "--unconditional"]))
+    assert bce == dataclasses.replace(Config(), loss="bce", unconditional=True)
 
 
 def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
@@ -45,7 +63,8 @@ def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
 
 
 @pytest.mark.parametrize("field, value", [("batch_size", 0), ("latent_dim", -3), ("save_interval", 0),
-                                          ("g_lr", 1.5), ("ema_decay", 1.0), ("beta_1", -0.1)])
+                                          ("g_lr", 1.5), ("ema_decay", 1.0), ("beta_1", -0.1), ("loss", "lsgan"),
+                                          ("critic_steps", 0), ("gp_weight", -1.0)])
 def test_validate_names_the_flag(field, value):
     with pytest.raises(UserError, match=config.flag(field)):
         dataclasses.replace(Config(), **{field: value}).validate()

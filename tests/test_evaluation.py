@@ -69,6 +69,20 @@ def test_one_repeated_digit_is_mode_collapse(evaluator, real_train):
     assert s.frechet_distance > 20
 
 
+def test_without_labels_the_class_spread_replaces_accuracy(evaluator, real_train):
+    x, y = real_train
+    labelled, unlabelled = evaluator.score(x, y), evaluator.score(x, None)
+    assert unlabelled.accuracy is None and unlabelled.per_digit_accuracy is None
+    assert unlabelled.frechet_distance == pytest.approx(labelled.frechet_distance)
+    assert unlabelled.diversity == pytest.approx(labelled.diversity, abs=0.03)  # grouped by the digit read, ~99% right
+    np.testing.assert_allclose(unlabelled.class_shares, np.bincount(y, minlength=10) / len(y), atol=0.01)
+    assert unlabelled.kl_to_uniform < 0.01
+    only_ones = evaluator.score(x[y == 1], None)  # a generator that draws one digit only
+    assert max(only_ones.class_shares) > 0.95 and only_ones.kl_to_uniform > 2.0  # log 10 = 2.30 at the limit
+    table = evaluation.format_table({"generator": only_ones, "real": unlabelled})
+    assert "KL" in table and "accuracy" not in table
+
+
 def test_reference_line_is_class_balanced_like_the_generators_samples():
     drawn = []
 

@@ -12,12 +12,23 @@ from cgan.data import MNIST
 from cgan.gan import set_batch_norm_statistics, steps_per_call
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_one_training_step_changes_both_networks(mnist_small, precision):
-    config = tiny_config(precision=precision)
+VARIANTS = {
+    "hinge": {},
+    "hinge-bf16": {"precision": "bfloat16"},
+    "bce": {"loss": "bce"},
+    "wgan-gp": {"loss": "wgan-gp", "critic_steps": 3},
+    "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
+    "unconditional": {"unconditional": True},
+    "two-d-steps": {"critic_steps": 2},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_training_step_changes_both_networks(mnist_small, variant):
+    config = tiny_config(**VARIANTS[variant])
     gan = cgan_mnist.make_gan(config)
     images, labels = MNIST.load(mnist_small)
-    ds = MNIST.batches(images, labels, batch_size=config.batch_size, seed=0)
+    ds = MNIST.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=0)
     before = {name: [w.numpy().copy() for w in m.trainable_weights]
               for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator))}
     history = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
@@ -27,8 +38,29 @@ def test_one_training_step_changes_both_networks(mnist_small, precision):
         kernels = [(a, w.numpy()) for a, w in zip(before[name], m.trainable_weights) if a.ndim >= 2]
         unchanged = sum(np.array_equal(a, b) for a, b in kernels)
         assert kernels and unchanged == 0, f"{name}: {unchanged} of {len(kernels)} kernels did not change"
-    assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
-    assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1
+    assert set(history.history) == set(gan.figure_names)
+    assert all(np.isfinite(history.history[name][0]) for name in gan.figure_names)
+    assert int(gan.d_optimizer.iterations.numpy()) == config.critic_steps * int(gan.g_optimizer.iterations.numpy())
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+    assert ("label" in gan.generator.input) == (not config.unconditional)
+    if config.unconditional:
+        assert set(gan.discriminator.input) == {"image"}
+    fakes = gan.generator({"noise": np.zeros((3, config.latent_dim), "float32"),
+                           **({} if config.unconditional else {"label": np.zeros((3, 1), "int32")})})
+    assert tuple(fakes.shape) == (3, 28, 28, 1)
+
+
+def test_the_critic_reports_its_wasserstein_estimate_and_penalty(mnist_small):
+    config = tiny_config(loss="wgan-gp", critic_steps=2)
+    gan = cgan_mnist.make_gan(config)
+    assert gan.figure_names == ("d_loss", "g_loss", "wasserstein", "gradient_penalty")
+    images, labels = MNIST.load(mnist_small)
+    gan.fit(MNIST.batches(images, labels, batch_size=32, seed=0), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    [(step, figures)] = gan.recent_steps()
+    assert step == 2 and figures["gradient_penalty"] >= 0
+    # The critic's loss is mean(D(fake)) - mean(D(real)) + weight x penalty, from the same batch.
+    expected = -figures["wasserstein"] + config.gp_weight * figures["gradient_penalty"]
+    assert figures["d_loss"] == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
 
 def test_the_same_seed_builds_the_same_networks():
