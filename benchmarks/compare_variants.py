@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -83,6 +84,7 @@ def main(argv=None) -> dict:
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
     p.add_argument("--quick", action="store_true", help="a few steps each, to check that it runs")
     p.add_argument("--out", metavar="DIR", help="write the table and grids here instead of results/ and assets/variants/")
+    p.add_argument("--keep-models", metavar="DIR", help="also keep each variant's generator as DIR/<variant>.h5")
     args = p.parse_args(argv)
     results_dir = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
     grids_dir = Path(args.out) if args.out else ROOT / "assets" / "variants"
@@ -104,6 +106,9 @@ def main(argv=None) -> dict:
             generator = load_generator(path)
             s = evaluator.score_generator(generator, per_digit=2 if args.quick else args.per_digit)
             images.write_png(grids_dir / f"{name}.png", sample_grid(generator))
+            if args.keep_models:
+                Path(args.keep_models).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, Path(args.keep_models) / f"{name}.h5")
         rows[name] = {
             "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
             "minutes": clock.seconds / 60, "ms_per_generator_step": 1000 * clock.seconds / clock.steps,

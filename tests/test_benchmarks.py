@@ -21,3 +21,13 @@ def test_train_speed_benchmark_quick_mode():
     assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0 and result["other_precision_images_per_s"] > 0
     assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
     assert result["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_compare_variants_quick_mode(tmp_path):
+    result = load_benchmark("compare_variants").main(["--quick", "--out", str(tmp_path), "--variants", "wgan-gp",
+                                                      "unconditional"])
+    assert set(result["variants"]) == {"wgan-gp", "unconditional"}
+    assert result["variants"]["unconditional"]["accuracy"] is None and result["variants"]["wgan-gp"]["accuracy"] >= 0
+    assert {p.name for p in tmp_path.iterdir()} == {"wgan-gp.png", "unconditional.png", "compare_variants.txt",
+                                                    "compare_variants.json"}
