@@ -11,7 +11,8 @@ so that its learning rate anneals by the end as the default run's does; the run 
 with every callback of a real run (grids, checkpoints, losses). Each saved generator is scored
 by the evaluator (1,000 samples per digit; class spread for the unconditional one). Writes
 `results/compare_variants.txt` and `.json` and a 10x10 sample grid per variant into
-`assets/variants/` (or under --out).
+`assets/variants/` (or under --out); a run of some `--variants` replaces their rows there and
+keeps the others' (each row records the commit it was measured at).
 """
 
 from __future__ import annotations
@@ -110,12 +111,19 @@ def main(argv=None) -> dict:
                 Path(args.keep_models).mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, Path(args.keep_models) / f"{name}.h5")
         rows[name] = {
-            "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
+            "commit": _head_commit(), "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
             "minutes": clock.seconds / 60, "ms_per_generator_step": 1000 * clock.seconds / clock.steps,
             **dataclasses.asdict(s),
         }
         print(format_row(name, rows[name]), flush=True)
     real = evaluation.reference_scores(evaluator)
+    saved = results_dir / "compare_variants.json"
+    if not args.quick and not args.out and saved.is_file() and set(args.variants) != set(VARIANTS):
+        # A re-run of some variants replaces their rows and keeps the others'.
+        earlier = json.loads(saved.read_text())
+        if earlier.get("minutes_budget") == args.minutes:
+            rows = {name: rows.get(name, earlier["variants"].get(name)) for name in VARIANTS
+                    if name in rows or name in earlier["variants"]}
     result = {"minutes_budget": args.minutes, "policy": compute_policy("auto"), "variants": rows,
               "real": dataclasses.asdict(real), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     table = "\n".join([HEADER, *(format_row(n, r) for n, r in rows.items()),
@@ -127,6 +135,13 @@ def main(argv=None) -> dict:
         (results_dir / "compare_variants.txt").write_text(table + "\n")
         (results_dir / "compare_variants.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _head_commit() -> str:
+    import subprocess
+
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
 
 
 HEADER = (f"{'variant':<14}{'steps':>7}{'minutes':>8}{'ms/G step':>10}{'accuracy':>9}{'worst':>7}{'FD':>7}"

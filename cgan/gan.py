@@ -284,10 +284,16 @@ def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: i
         layer.moving_variance.assign(np.maximum(squares / rows - mean * mean, 0.0).astype(np.float32))
 
 
-def learning_rate_schedule(config: Config, initial: float):
-    """Linear decay from `initial` to `initial * final_lr_fraction` over the run's steps."""
+def learning_rate_schedule(config: Config, initial: float, *, updates_per_step: int = 1):
+    """Linear decay from `initial` to `initial * final_lr_fraction` over the run's steps.
+
+    The schedule counts optimizer updates: the discriminator makes `critic_steps` of them
+    a step, so its schedule is that many times longer (else its rate reached the end
+    value a `critic_steps`-th of the way through, and a Wasserstein critic stopped
+    learning while the generator went on).
+    """
     return keras.optimizers.schedules.PolynomialDecay(
-        initial, decay_steps=config.train_steps, end_learning_rate=initial * config.final_lr_fraction
+        initial, decay_steps=config.train_steps * updates_per_step, end_learning_rate=initial * config.final_lr_fraction
     )
 
 
@@ -313,7 +319,7 @@ def make_gan(config: Config, networks: Networks, *, strategy=None) -> Conditiona
         gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
         gan.strategy = strategy
         gan.compile(
-            d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr)),
+            d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr, updates_per_step=config.critic_steps)),
             g_optimizer=adam(config, learning_rate_schedule(config, config.g_lr)),
             loss=LOSSES[config.loss],
         )

@@ -103,14 +103,26 @@ def train(
 
 
 def mirrored_strategy(verbose: bool = True):
-    """A MirroredStrategy over the visible GPUs, or over the CPU devices where there is no GPU."""
+    """The strategy of --distribute: across machines when TF_CONFIG describes a cluster, else across this one's devices.
+
+    On one machine, a MirroredStrategy over the visible GPUs, or over the CPU devices where
+    there is none. With TF_CONFIG set, a MultiWorkerMirroredStrategy: each machine runs the
+    same command with its own TF_CONFIG (and its own --out-dir).
+    """
+    import os
+
     from cgan.backend import tf
 
-    gpus = tf.config.list_logical_devices("GPU")
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    if os.environ.get("TF_CONFIG"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        where = "the workers of TF_CONFIG"
+    else:
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        where = ", ".join(devices)
     if verbose:
-        print(f"distributed over {strategy.num_replicas_in_sync} replica(s): {', '.join(devices)}", flush=True)
+        print(f"distributed over {strategy.num_replicas_in_sync} replica(s): {where}", flush=True)
     return strategy
 
 

@@ -118,6 +118,16 @@ def test_evaluate_cli_json(tiny_generator_file, capsys):
     assert out["generator"]["accuracy"] < 0.5  # an untrained generator draws no digits
 
 
+@pytest.mark.slow
+def test_evaluate_an_unconditional_generator(tiny_unconditional_generator_file, capsys):
+    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_unconditional_generator_file}"]) == 0
+    out = capsys.readouterr().out
+    assert "10000 samples of any digit" in out and "KL" in out and "accuracy" not in out
+    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_unconditional_generator_file}", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["generator"]["accuracy"] is None and len(scores["generator"]["class_shares"]) == 10
+
+
 def test_evaluate_needs_a_generator_and_a_classifier(tiny_generator_file, tmp_path, capsys):
     assert evaluation.main([]) == 2
     assert "give --generator PATH" in capsys.readouterr().err

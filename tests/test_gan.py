@@ -96,6 +96,16 @@ def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
     assert float(tf.linalg.global_norm(tape.gradient(g_loss, gan.generator.trainable_weights))) > 0.1
 
 
+@pytest.mark.parametrize("critic_steps", [1, 5])
+def test_both_learning_rates_anneal_over_the_whole_run(critic_steps):
+    config = tiny_config(train_steps=100, critic_steps=critic_steps, final_lr_fraction=0.0)
+    gan = cgan_mnist.make_gan(config)
+    gan.g_optimizer.iterations.assign(50)  # half way: G has made 50 updates and D 50 x critic_steps
+    gan.d_optimizer.iterations.assign(50 * critic_steps)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(config.g_lr / 2)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(config.d_lr / 2)
+
+
 def test_steps_per_call_keeps_every_dump_on_a_call_boundary():
     assert steps_per_call(tiny_config(train_steps=8000, save_interval=500), 0) == 10
     assert steps_per_call(tiny_config(train_steps=20, save_interval=5), 0) == 5

@@ -86,8 +86,9 @@ def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp_path):
-    config = tiny_config(train_steps=10, save_interval=4)
+@pytest.mark.parametrize("variant", [{}, {"loss": "wgan-gp", "critic_steps": 2}])
+def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp_path, variant):
+    config = tiny_config(train_steps=10, save_interval=4, **variant)
     whole = cgan_mnist.train(config, out_dir=tmp_path / "whole", data=mnist_small, verbose=False)
 
     with pytest.raises(TrainingStopped) as stopped:

@@ -38,6 +38,26 @@ def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
     assert tags["fixed_noise_samples"] == [3, 6]
 
 
+@pytest.mark.slow
+def test_a_critic_run_logs_its_wasserstein_estimate_and_penalty(mnist_small, tmp_path):
+    run, logs = tmp_path / "run", tmp_path / "tb"
+    cgan_mnist.train(tiny_config(loss="wgan-gp", critic_steps=2), out_dir=run, data=mnist_small, verbose=False,
+                     tensorboard=logs)
+    with open(run / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == ("step", "d_loss", "g_loss", "wasserstein", "gradient_penalty")
+    assert len(rows) == 6 and all(float(r["gradient_penalty"]) >= 0 for r in rows)
+    data = training_log.read_losses(run)
+    assert set(data) == {"step", "d_loss", "g_loss", "wasserstein", "gradient_penalty"}
+    assert (run / "loss_curve.png").stat().st_size > 5000
+
+    from cgan.backend import tf
+
+    tags = {value.tag for event_file in logs.glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)) for value in event.summary.value}
+    assert {"wasserstein", "gradient_penalty", "d_loss", "g_loss"} <= tags
+
+
 def test_plot_losses_of_a_folder_without_a_run(tmp_path, capsys):
     assert cgan_mnist.main(["--plot-losses", str(tmp_path)]) == 2
     assert "no readable losses.csv" in capsys.readouterr().err
