@@ -316,8 +316,10 @@ def main(argv=None) -> int:
             path = resume(args.resume, tensorboard=args.tensorboard, distribute=args.distribute)
             print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
         elif args.dry_run:
-            with tempfile.TemporaryDirectory() as tmp:
-                train(config_from_args(args), out_dir=tmp, data=args.data, limit=256, model_name="dry_run.h5")
+            config = config_from_args(args)
+            with tempfile.TemporaryDirectory() as tmp:  # 256 images, or the few batches a step takes
+                train(config, out_dir=tmp, data=args.data, limit=max(256, config.batch_size * config.critic_steps),
+                      model_name="dry_run.h5")
             print("dry run ok")
         else:
             out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
