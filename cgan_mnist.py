@@ -198,6 +198,7 @@ def build_parser() -> ArgumentParser:
     sample.add_argument("--save-npz", metavar="PATH", help="also write the images (uint8) and their labels to PATH (.npz)")
     sample.add_argument("--show", action="store_true", help="also open the picture in a window")
     sample.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of a table")
+    sample.add_argument("--export-onnx", metavar="PATH", help="write the generator as an ONNX file (.onnx) for ONNX Runtime, and exit")
 
     train_group = p.add_argument_group("training")
     config_flags.add_arguments(train_group)
@@ -304,12 +305,18 @@ def main(argv=None) -> int:
                 print(f"wrote {training_log.plot_losses(args.plot_losses)}")
             except (OSError, ValueError, KeyError) as exc:
                 raise UserError(f"{args.plot_losses}: no readable losses.csv ({type(exc).__name__})") from None
+        elif args.export_onnx and not args.generator:
+            raise UserError("--export-onnx needs --generator PATH")
         elif args.evaluate:
             if not args.generator:
                 raise UserError("--evaluate needs --generator PATH")
             from cgan import evaluation
 
             evaluation.evaluate(args.generator, data=args.data, seed=args.seed or 0, as_json=args.json)
+        elif args.generator and args.export_onnx:
+            from cgan.export import export_onnx
+
+            print(f"wrote {export_onnx(load_generator(args.generator), args.export_onnx)}")
         elif args.generator:
             _sample(args)
         elif args.resume:

@@ -1,0 +1,40 @@
+"""A trained generator as an ONNX file, for ONNX Runtime (Python, or onnxruntime-web in a browser).
+
+The file takes the generator's own inputs, `noise` (float32, (batch, latent_dim)) and, for a
+conditional generator, `label` (int32, (batch, 1)), with the batch dimension free, and gives
+images in [-1, 1], (batch, h, w, 1); `cgan.data.postprocess` turns them into pixels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cgan.backend import keras
+from cgan.errors import UserError
+from cgan.files import atomic_path
+from cgan.sampling import class_count, latent_dim
+
+
+def export_onnx(generator: keras.Model, path) -> Path:
+    """Write `generator` to `path` (.onnx) with Keras's ONNX export (tf2onnx), atomically."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise UserError(f"--export-onnx must name a .onnx file, got {path}")
+    missing = [name for name in ("tf2onnx", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"ONNX export needs {' and '.join(missing)}: pip install -r requirements.txt")
+    # Keras exports only a model that has been called once.
+    one = {"noise": np.zeros((1, latent_dim(generator)), np.float32)}
+    if class_count(generator) is not None:
+        one["label"] = np.zeros((1, 1), np.int32)
+    generator(one, training=False)
+    with atomic_path(path) as tmp, open(os.devnull, "w") as quiet:
+        import contextlib
+
+        with contextlib.redirect_stdout(quiet):  # tf2onnx's conversion log
+            generator.export(str(tmp), format="onnx", verbose=False)
+    return path
