@@ -1,8 +1,8 @@
 """The hyperparameters of a training run: one frozen dataclass, each field described once.
 
 A field's `help` metadata is its only description: the command line
-(`add_arguments`) and the README's flags table (`tools/readme_flags.py`, checked
-by `tests/test_readme.py`) are made from it. Why a default has its value is in
+(`add_arguments`) and the flags table of docs/flags.md (checked by
+`tests/test_readme.py`) are made from it. Why a default has its value is in
 docs/experiments.md.
 """
 
