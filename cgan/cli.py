@@ -21,7 +21,6 @@ def class_argument(dataset):
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = dataset.class_word  # argparse names the type in some messages
     return parse
 
 

@@ -7,6 +7,7 @@ images in [-1, 1], (batch, h, w, 1); `cgan.data.postprocess` turns them into pix
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -33,8 +34,6 @@ def export_onnx(generator: keras.Model, path) -> Path:
         one["label"] = np.zeros((1, 1), np.int32)
     generator(one, training=False)
     with atomic_path(path) as tmp, open(os.devnull, "w") as quiet:
-        import contextlib
-
         with contextlib.redirect_stdout(quiet):  # tf2onnx's conversion log
             generator.export(str(tmp), format="onnx", verbose=False)
     return path

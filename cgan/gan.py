@@ -65,14 +65,14 @@ class ConditionalGAN(keras.Model):
     batch-norm statistics for its own weights.
     """
 
-    def __init__(self, generator, discriminator, ema_generator, *, config: Config, **kwargs):
+    def __init__(self, generator, discriminator, ema_generator, *, config: Config, strategy=None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = ema_generator
         self.config = config
         self.conditional = "label" in generator.input
-        self.strategy = None  # the tf.distribute strategy it was built under, if any (set by make_gan)
+        self.strategy = strategy  # the tf.distribute strategy it was built under, if any
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         # (first step whose loss was not finite, which loss), set by the NaN guard: nothing from that step on
         # is logged or drawn.
@@ -84,8 +84,6 @@ class ConditionalGAN(keras.Model):
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss = loss
-        self.loss_fn = loss.losses
-        self.figure_names = loss.figures
         self.trackers = [keras.metrics.Mean(name=name) for name in self.figure_names]
         self.set_steps_per_call(1)
         # Its networks are built; `fit` under a distribution strategy would otherwise build this
@@ -114,14 +112,24 @@ class ConditionalGAN(keras.Model):
                 for s in range(step - steps + 1, last + 1)]
 
     @property
+    def loss_fn(self):
+        """(real_logits, fake_logits) -> (D loss, G loss) of the run's objective."""
+        return self.loss.losses
+
+    @property
+    def figure_names(self) -> tuple[str, ...]:
+        """What each step reports, in the order of `step_history`'s columns."""
+        return self.loss.figures
+
+    @property
     def metrics(self):
         return self.trackers
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def _g(self, noise, labels, training=True):
-        return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise}, training=training)
+    def _g(self, noise, labels):
+        return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise}, training=True)
 
     def _d(self, images, labels):
         return self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
@@ -131,7 +139,7 @@ class ConditionalGAN(keras.Model):
         """Noise for `batch` fakes; `draw` numbers the draws of a step (see `_random`)."""
         return self._random(keras.random.normal, tf.random.stateless_normal, (batch, self.config.latent_dim), draw)
 
-    def _random(self, stateful, stateless, shape, draw: int, dtype="float32"):
+    def _random(self, stateful, stateless, shape, draw: int):
         """Random numbers of `shape` for this replica's slice of the batch.
 
         On one device, from the run's seed generator (its state is in the checkpoint).
@@ -140,13 +148,13 @@ class ConditionalGAN(keras.Model):
         whatever the number of replicas, as the data (split the same way) does.
         """
         if self.strategy is None:
-            return stateful(shape, seed=self.seed_generator, dtype=dtype)
+            return stateful(shape, seed=self.seed_generator, dtype="float32")
         context = tf.distribute.get_replica_context()
         replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
         step = tf.cast(self.g_optimizer.iterations, tf.int32)
         seed = tf.stack([tf.constant(self.config.seed, tf.int32), step * 64 + draw])
         batch = shape[0]
-        every = stateless(tf.concat([[batch * replicas], shape[1:]], 0), seed=seed, dtype=dtype)
+        every = stateless(tf.concat([[batch * replicas], shape[1:]], 0), seed=seed, dtype="float32")
         return every[replica * batch : (replica + 1) * batch]
 
     def train_step(self, data):
@@ -316,8 +324,7 @@ def make_gan(config: Config, networks: Networks, *, strategy=None) -> Conditiona
         generator = networks.generator(config, dtype=policy, distributed=distributed)
         ema_generator = networks.generator(config, dtype="float32")  # never trained: no statistics to share
         ema_generator.set_weights(generator.get_weights())
-        gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, name="cgan")
-        gan.strategy = strategy
+        gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, strategy=strategy, name="cgan")
         gan.compile(
             d_optimizer=adam(config, learning_rate_schedule(config, config.d_lr, updates_per_step=config.critic_steps)),
             g_optimizer=adam(config, learning_rate_schedule(config, config.g_lr)),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from cgan import checkpoints, diagrams, training_log
-from cgan.backend import keras
+from cgan.backend import keras, tf
 from cgan.config import Config, from_run
 from cgan.data import MNIST, Dataset
 from cgan.errors import TrainingStopped, UserError
@@ -109,10 +110,6 @@ def mirrored_strategy(verbose: bool = True):
     there is none. With TF_CONFIG set, a MultiWorkerMirroredStrategy: each machine runs the
     same command with its own TF_CONFIG (and its own --out-dir).
     """
-    import os
-
-    from cgan.backend import tf
-
     if os.environ.get("TF_CONFIG"):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         where = "the workers of TF_CONFIG"
