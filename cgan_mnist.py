@@ -184,6 +184,13 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--plot-architecture", nargs="?", const="architecture", metavar="DIR",
                      help="write generator.png, discriminator.png and adversarial.png to DIR (default: architecture) and exit")
     run.add_argument("--dry-run", action="store_true", help="train 2 steps on 256 images in a temporary folder, to check the set-up")
+    run.add_argument("--serve", action="store_true",
+                     help="serve the page that draws digits in the browser, for --generator (default: cgan_mnist.h5)")
+    run.add_argument("--export-web", metavar="DIR", help="write that page and its model to DIR, for any static web host, and exit")
+
+    page = p.add_argument_group("the page (with --serve)")
+    page.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 opens the page to other machines (default: 127.0.0.1)")
+    page.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: 8000)")
 
     sample = p.add_argument_group("sampling (with --generator)")
     which = sample.add_mutually_exclusive_group()
@@ -305,6 +312,14 @@ def main(argv=None) -> int:
                 print(f"wrote {training_log.plot_losses(args.plot_losses)}")
             except (OSError, ValueError, KeyError) as exc:
                 raise UserError(f"{args.plot_losses}: no readable losses.csv ({type(exc).__name__})") from None
+        elif args.serve or args.export_web:
+            from cgan import web_app
+
+            generator = args.generator or web_app.DEFAULT_GENERATOR
+            if args.export_web:
+                print(f"wrote {web_app.export_web(generator, args.export_web)}")
+            if args.serve:
+                web_app.serve(generator, args.host, args.port)
         elif args.export_onnx and not args.generator:
             raise UserError("--export-onnx needs --generator PATH")
         elif args.evaluate:

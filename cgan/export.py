@@ -1,7 +1,8 @@
 """A trained generator as an ONNX file, for ONNX Runtime (Python, or onnxruntime-web in a browser).
 
 The file takes the generator's own inputs, `noise` (float32, (batch, latent_dim)) and, for a
-conditional generator, `label` (int32, (batch, 1)), with the batch dimension free, and gives
+conditional generator, `label` (int32, (batch, 1); float32 (batch, classes) for the soft-label copy
+that `cgan.morphs.soft_label_generator` makes), with the batch dimension free, and gives
 images in [-1, 1], (batch, h, w, 1); `cgan.data.postprocess` turns them into pixels.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,6 @@ import numpy as np
 from cgan.backend import keras
 from cgan.errors import UserError
 from cgan.files import atomic_path
-from cgan.sampling import class_count, latent_dim
 
 
 def export_onnx(generator: keras.Model, path) -> Path:
@@ -29,11 +30,9 @@ def export_onnx(generator: keras.Model, path) -> Path:
     if missing:
         raise UserError(f"ONNX export needs {' and '.join(missing)}: pip install -r requirements.txt")
     # Keras exports only a model that has been called once.
-    one = {"noise": np.zeros((1, latent_dim(generator)), np.float32)}
-    if class_count(generator) is not None:
-        one["label"] = np.zeros((1, 1), np.int32)
-    generator(one, training=False)
-    with atomic_path(path) as tmp, open(os.devnull, "w") as quiet:
+    generator({name: np.zeros((1, *t.shape[1:]), t.dtype) for name, t in generator.input.items()}, training=False)
+    with atomic_path(path) as tmp, open(os.devnull, "w") as quiet, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object, which NumPy 2 warns about
         with contextlib.redirect_stdout(quiet):  # tf2onnx's conversion log
             generator.export(str(tmp), format="onnx", verbose=False)
     return path
