@@ -36,3 +36,4 @@ def export_onnx(generator: keras.Model, path) -> Path:
         with contextlib.redirect_stdout(quiet):  # tf2onnx's conversion log
             generator.export(str(tmp), format="onnx", verbose=False)
     return path
+

@@ -23,7 +23,7 @@
     morph: { mode: "label", from: 3, to: 8, frames: null, frame: 0, timer: null, dirty: true },
   };
   const timings = []; // ms of each finished grid draw, for the tests and the curious
-  window.cganDemo = { state, timings, ready: null, idle: () => queue.idle(), layout: () => gridLayout() };
+  window.cganDemo = { state, timings, ready: null, idle: () => queue.idle(), noise: (seed, j) => baseNoise(seed, j) };
 
   // ---------------------------------------------------------------------------
   // Noise: the page's own seeded generator (mulberry32 + Box-Muller), one vector per (seed, index).

@@ -1,0 +1,200 @@
+"""The page's speed in a real browser: ready time, and redraw times as the latent sliders move.
+
+    python benchmarks/web_speed.py                      # 50 changes of each kind, the shipped model
+    python benchmarks/web_speed.py --screenshot assets/web_page.png
+
+Serves the page (`cgan.web_app`) on 127.0.0.1, opens it in Debian's Chromium
+(`/usr/bin/chromium`, or $CHROMIUM) driven by Playwright, and measures:
+
+- ready: from navigation start to the model loaded and the first grid drawn (the page's
+  own clock), and the same seen from Python (`goto` to ready);
+- one per class: all ten digits, one image each; a slider moves, the grid is redrawn;
+- a 16-image grid: one digit, 16 images; a slider moves, the grid is redrawn.
+
+A redraw is timed by the page from the slider's input event to the pixels on the canvas
+(the figure the page shows). Each change waits for the previous redraw, as a hand would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def running_server(files):
+    """Serve `files` (cgan.web_app.site) on a free loopback port in a thread; yield the page's URL."""
+    from cgan.web_app import make_server
+
+    server = make_server(files, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM)
+
+
+class PageLog:
+    """Everything a page said and asked for: console messages by type, uncaught errors, requested URLs."""
+
+    def __init__(self, page):
+        self.console, self.errors, self.requests = [], [], []
+        page.on("console", lambda m: self.console.append((m.type, m.text)))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def problems(self) -> list[str]:
+        return [f"{kind}: {text}" for kind, text in self.console if kind in ("error", "warning")] + self.errors
+
+    def foreign_requests(self) -> list[str]:
+        """Requests for anything not on 127.0.0.1 (data: and blob: URLs stay in the page)."""
+        return [url for url in self.requests
+                if not (url.startswith("http://127.0.0.1:") or url.startswith(("data:", "blob:")))]
+
+
+def open_page(browser, url, *, width=1280, height=900, accept_downloads=False):
+    """A new page at `url`, waited until ready; returns (page, log, wall-clock ms from goto to ready)."""
+    page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=accept_downloads)
+    log = PageLog(page)
+    started = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    return page, log, 1000 * (time.perf_counter() - started)
+
+
+def settle(page):
+    """Wait until the page has no generation running or queued."""
+    page.evaluate("() => window.cganDemo.idle()")
+
+
+def move_slider(page, k: int, value: float) -> float:
+    """Set latent slider k as a drag would (an input event), wait for the redraw; its time in ms."""
+    return page.evaluate("""async ([k, value]) => {
+        const input = document.getElementById(`direction-${k}`);
+        input.value = value;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        await window.cganDemo.idle();
+        return window.cganDemo.timings.at(-1);
+    }""", [k, value])
+
+
+def show(page, digits: list[int], count: int):
+    """Set the digits and the count through the page's own controls."""
+    page.evaluate("""async ([digits, count]) => {
+        document.getElementById("all-digits").click();
+        for (const button of document.querySelectorAll("#digits .digit")) {
+            if (!digits.includes(Number(button.dataset.digit))) button.click();
+        }
+        const range = document.getElementById("count");
+        range.value = count;
+        range.dispatchEvent(new Event("input", { bubbles: true }));
+        await window.cganDemo.idle();
+    }""", [digits, count])
+
+
+def slider_timings(page, changes: int) -> list[float]:
+    """`changes` slider moves across the sliders, each waited for; the page's redraw times in ms."""
+    sliders = page.locator("#sliders input[type=range]").count()
+    times = [move_slider(page, i % sliders, round(2.5 * np.sin(0.7 * i + 0.3), 2)) for i in range(changes)]
+    page.evaluate("() => document.getElementById('reset-sliders').click()")
+    settle(page)
+    return times
+
+
+def summary(times) -> dict:
+    times = np.asarray(times, float)
+    return {"changes": len(times), "median_ms": round(float(np.median(times)), 1),
+            "p95_ms": round(float(np.percentile(times, 95)), 1), "max_ms": round(float(times.max()), 1)}
+
+
+def measure(page, *, changes: int = 50) -> dict:
+    """Slider redraw times for one image per class and for a 16-image grid of one digit."""
+    classes = page.evaluate("() => window.cganDemo.state.meta.classes.length") or 1
+    show(page, list(range(classes)), 1)
+    per_class = summary(slider_timings(page, changes))
+    show(page, [min(7, classes - 1)], 16)
+    grid16 = summary(slider_timings(page, changes))
+    return {"one_per_class": {"images": classes, **per_class}, "grid16": {"images": 16, **grid16}}
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", default=str(ROOT / "cgan_mnist.h5"))
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh page loads (default: 3)")
+    parser.add_argument("--screenshot", help="also save a screenshot of the page here")
+    parser.add_argument("--out", help="write the figures to OUT.txt and OUT.json")
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from cgan.web_app import site
+
+    rounds = []
+    with running_server(site(args.generator)) as url, sync_playwright() as playwright:
+        browser = launch(playwright)
+        for _ in range(args.rounds):
+            page, log, wall_ms = open_page(browser, url)
+            ready_ms = page.evaluate("() => window.cganDemo.ready")
+            rounds.append({"ready_ms": round(ready_ms), "ready_wall_ms": round(wall_ms), **measure(page, changes=args.changes),
+                           "problems": log.problems(), "foreign_requests": log.foreign_requests()})
+            page.close()
+        if args.screenshot:
+            page, _, _ = open_page(browser, url + "#d=0,1,2,3,4,5,6,7,8,9&n=8&seed=2026", width=1280, height=860)
+            page.evaluate("() => document.getElementById('morph-play').click()")
+            page.wait_for_timeout(700)
+            page.evaluate("() => document.getElementById('morph-play').click()")
+            page.screenshot(path=args.screenshot)
+            print(f"wrote {args.screenshot}")
+        version = browser.version
+        browser.close()
+
+    result = {"cpu": cpu_name(), "chromium": version, "generator": Path(args.generator).name, "rounds": rounds}
+    lines = [f"web_speed: {result['generator']} in Chromium {version} (headless), onnxruntime-web wasm, 1 thread; CPU: {result['cpu']}"]
+    for i, r in enumerate(rounds, 1):
+        one, grid = r["one_per_class"], r["grid16"]
+        lines.append(f"round {i}: ready {r['ready_ms']} ms (page) / {r['ready_wall_ms']} ms (goto to ready); "
+                     f"slider, {one['images']} images: median {one['median_ms']} p95 {one['p95_ms']} max {one['max_ms']} ms; "
+                     f"slider, 16-image grid: median {grid['median_ms']} p95 {grid['p95_ms']} max {grid['max_ms']} ms "
+                     f"({one['changes']} changes each); console problems {len(r['problems'])}, "
+                     f"requests off 127.0.0.1 {len(r['foreign_requests'])}")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        from cgan.files import write_text
+
+        write_text(f"{args.out}.txt", text + "\n")
+        write_text(f"{args.out}.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

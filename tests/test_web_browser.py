@@ -1,0 +1,273 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, the page served on 127.0.0.1.
+
+Every test fails on a console error or warning and on any request that leaves 127.0.0.1.
+Skipped, with the reason, only where Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from cgan import web_app
+from cgan.data import preprocess
+from test_benchmarks import load_benchmark
+
+web_speed = load_benchmark("web_speed")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -r requirements.txt)")
+if not Path(web_speed.CHROMIUM).is_file():
+    pytest.skip(f"no Chromium at {web_speed.CHROMIUM} (apt-get install chromium, or set $CHROMIUM)", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+READY_LIMIT_MS = 2000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = web_speed.launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shipped_site():
+    return web_app.site(ROOT / "cgan_mnist.h5")
+
+
+@pytest.fixture(scope="module")
+def shipped_url(shipped_site):
+    with web_speed.running_server(shipped_site) as url:
+        yield url
+
+
+@pytest.fixture
+def opened(browser):
+    """Opens pages and, after the test, checks that none logged a problem or asked for anything off 127.0.0.1."""
+    pages = []
+
+    def open_(url, **options):
+        page, log, wall_ms = web_speed.open_page(browser, url, **options)
+        pages.append((page, log))
+        return page, log, wall_ms
+
+    yield open_
+    for page, log in pages:
+        assert log.problems() == [], log.problems()
+        assert log.requests and log.foreign_requests() == [], log.foreign_requests()
+        page.close()
+
+
+def grid_pixels(page) -> np.ndarray:
+    """The grid canvas's grey values, (height, width) uint8."""
+    data = page.evaluate("""() => {
+        const canvas = document.getElementById("grid");
+        const copy = document.createElement("canvas");  // read a copy: the page's own canvas is only drawn to
+        copy.width = canvas.width;
+        copy.height = canvas.height;
+        const context = copy.getContext("2d", { willReadFrequently: true });
+        context.drawImage(canvas, 0, 0);
+        const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        return { width: canvas.width, height: canvas.height, grey: Array.from(rgba.filter((_, i) => i % 4 === 0)) };
+    }""")
+    return np.array(data["grey"], np.uint8).reshape(data["height"], data["width"])
+
+
+def grid_images(page) -> np.ndarray:
+    """The drawn images read back from the canvas at model size: (n, 28, 28) uint8, in drawing order."""
+    pixels = grid_pixels(page)
+    layout = page.evaluate("() => ({ ...document.getElementById('grid').dataset })")
+    scale, gap, cols = int(layout["scale"]), int(layout["gap"]), int(layout["cols"])
+    count, bands = int(layout["count"]), max(1, len(layout["digits"].split(",")) if layout["digits"] else 1)
+    rows_per_band = int(layout["rowsPerBand"])
+    size = 28 * scale
+    images = []
+    for band in range(bands):
+        for j in range(count):
+            row, col = band * rows_per_band + j // cols, j % cols
+            top, left = gap + row * (size + gap), gap + col * (size + gap)
+            images.append(pixels[top : top + size : scale, left : left + size : scale])
+    return np.stack(images)
+
+
+def morph_frame(page) -> tuple[int, bytes]:
+    return page.evaluate("""() => {
+        const canvas = document.getElementById("morph-canvas");
+        return [Number(canvas.dataset.frame), canvas.toDataURL()];
+    }""")
+
+
+def click(page, selector):
+    page.click(selector)
+    web_speed.settle(page)
+
+
+def test_pick_7_and_the_classifier_reads_the_drawn_pixels_as_7(opened, shipped_url):
+    page, _, wall_ms = opened(shipped_url + "#d=2&n=16&seed=5")
+    ready_ms = page.evaluate("() => window.cganDemo.ready")
+    print(f"page ready in {ready_ms:.0f} ms (page clock), {wall_ms:.0f} ms from goto")
+    assert ready_ms < READY_LIMIT_MS
+    click(page, "#digits .digit[data-digit='7']")
+    click(page, "#digits .digit[data-digit='2']")
+    assert page.get_attribute("#digits .digit[data-digit='7']", "aria-pressed") == "true"
+    assert page.get_attribute("#digits .digit[data-digit='2']", "aria-pressed") == "false"
+    images = grid_images(page)
+    assert images.shape == (16, 28, 28)
+    from cgan.evaluation import load_classifier
+
+    read = np.argmax(np.asarray(load_classifier()(preprocess(images), training=False)), axis=1)
+    assert np.sum(read == 7) >= 15, read
+    assert page.text_content("#status").startswith("16 7s in ")
+
+
+def test_a_slider_changes_the_pixels_and_back_gives_the_same_picture(opened, shipped_url):
+    page, _, _ = opened(shipped_url + "#d=3,8&n=4&seed=1")
+    before = grid_pixels(page)
+    assert len(page.locator("#sliders input[type=range]").all()) == 8
+    names = page.locator("#sliders .name").all_text_contents()
+    assert names[0].startswith("PC1") and len(set(names)) == 8
+    moved_ms = web_speed.move_slider(page, 0, 2.0)
+    after = grid_pixels(page)
+    assert np.mean(before != after) > 0.02
+    assert page.text_content("#sliders output") == "2.00"
+    web_speed.move_slider(page, 0, 0)
+    assert np.array_equal(grid_pixels(page), before)
+    assert moved_ms > 0
+
+
+def test_the_seed_reproduces_a_picture_and_new_noise_changes_it(opened, browser, shipped_url):
+    page, _, _ = opened(shipped_url + "#d=5&n=9&seed=42")
+    first = grid_pixels(page)
+    assert page.text_content("#seed-shown") == "42"
+    click(page, "#new-noise")
+    seed = page.text_content("#seed-shown")
+    assert seed != "42" and page.input_value("#seed") == seed
+    assert not np.array_equal(grid_pixels(page), first)
+    web_speed.move_slider(page, 2, -1.5)
+    shared_link, picture = page.url, grid_pixels(page)
+    assert f"seed={seed}" in shared_link and "z=0,0,-1.5" in shared_link
+    page.fill("#seed", "42")
+    page.dispatch_event("#seed", "change")
+    web_speed.settle(page)
+    web_speed.move_slider(page, 2, 0)
+    assert np.array_equal(grid_pixels(page), first)
+    again, _, _ = opened(shared_link)  # the link draws the same picture in a fresh page
+    assert np.array_equal(grid_pixels(again), picture)
+
+
+def test_the_morph_plays_pauses_and_walks(opened, shipped_url):
+    page, _, _ = opened(shipped_url + "#d=1&n=1&seed=3&m=label&a=3&b=8")
+    page.wait_for_function("() => document.getElementById('morph-canvas').dataset.frame === '0'")
+    frames = {}
+    page.fill("#morph-speed", "30")
+    page.dispatch_event("#morph-speed", "input")
+    click(page, "#morph-play")
+    assert page.text_content("#morph-play") == "pause"
+    for _ in range(12):
+        page.wait_for_timeout(60)
+        index, image = morph_frame(page)
+        frames[index] = image
+    assert len(frames) >= 4 and len(set(frames.values())) >= 4, sorted(frames)
+    click(page, "#morph-play")
+    assert page.text_content("#morph-play") == "play"
+    paused = morph_frame(page)
+    page.wait_for_timeout(300)
+    assert morph_frame(page) == paused
+
+    page.select_option("#morph-mode", "walk")
+    page.wait_for_timeout(100)
+    web_speed.settle(page)
+    assert page.is_hidden("#morph-to-label")
+    click(page, "#morph-play")
+    walked = set()
+    for _ in range(6):
+        page.wait_for_timeout(80)
+        walked.add(morph_frame(page)[1])
+    assert len(walked) >= 3
+    click(page, "#morph-play")
+
+
+def test_the_download_is_the_picture_shown(opened, shipped_url, tmp_path):
+    from PIL import Image
+
+    page, _, _ = opened(shipped_url + "#d=0,9&n=5&seed=8", accept_downloads=True)
+    with page.expect_download() as info:
+        page.click("#download")
+    download = info.value
+    assert download.suggested_filename == "cgan_digits_09_seed8.png"
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        picture = np.asarray(image.convert("L"))
+    shown = grid_pixels(page)
+    width, height = page.evaluate("() => [document.getElementById('grid').width, document.getElementById('grid').height]")
+    assert picture.shape == shown.shape == (height, width) == (2 * (28 * 3 + 3) + 3, 5 * (28 * 3 + 3) + 3)
+    assert np.array_equal(picture, shown)
+
+
+def test_slider_redraws_are_fast(opened, shipped_url):
+    page, _, _ = opened(shipped_url + "#seed=7")
+    figures = web_speed.measure(page, changes=50)
+    one, grid = figures["one_per_class"], figures["grid16"]
+    print(f"slider redraw, {one['images']} images (one per class): median {one['median_ms']} ms, p95 {one['p95_ms']} ms; "
+          f"16-image grid: median {grid['median_ms']} ms, p95 {grid['p95_ms']} ms, max {grid['max_ms']} ms; "
+          f"{one['changes']} changes each")
+    assert one["images"] == 10 and one["changes"] == 50
+    assert one["p95_ms"] < 30
+    assert grid["max_ms"] < 150
+
+
+def test_a_phone_sized_window_shows_everything_without_sideways_scrolling(opened, shipped_url):
+    page, _, _ = opened(shipped_url + "#d=0,1,2,3,4,5,6,7,8,9&n=8", width=390, height=844)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    for selector in ["#grid", "#digits", "#sliders", "#morph-canvas", "#download", "#new-noise"]:
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
+
+
+def test_an_unconditional_generator_gets_a_page_without_digits(opened, tiny_unconditional_generator_file):
+    with web_speed.running_server(web_app.site(tiny_unconditional_generator_file)) as url:
+        page, _, _ = opened(url + "#n=6")
+        assert page.is_hidden("#digit-field")
+        assert page.text_content("#count-label") == "Images"
+        assert page.text_content("#status").startswith("6 images in ")
+        assert page.input_value("#morph-mode") == "walk"
+        assert grid_images(page).shape == (6, 28, 28)
+
+
+def test_the_exported_folder_works_on_a_plain_static_server(opened, tiny_generator_file, tmp_path):
+    out = web_app.export_web(tiny_generator_file, tmp_path / "site")
+    handler = functools.partial(QuietStaticFiles, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page, _, _ = opened(f"http://127.0.0.1:{server.server_address[1]}/index.html#d=4&n=3")
+        assert grid_images(page).shape == (3, 28, 28)
+        assert page.text_content("#model-name") == "tiny.h5"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietStaticFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def test_reading_the_images_back_matches_onnx_runtime(opened, shipped_site, shipped_url):
+    """The page's pixels are the model's: the noise the page drew, run through ONNX Runtime in Python."""
+    import onnxruntime
+
+    page, _, _ = opened(shipped_url + "#d=4&n=3&seed=9")
+    z = np.array(page.evaluate("() => [0, 1, 2].map((j) => Array.from(window.cganDemo.noise(9, j)))"), np.float32)
+    session = onnxruntime.InferenceSession(shipped_site["model.onnx"], providers=["CPUExecutionProvider"])
+    out = session.run(None, {"noise": z, "label": np.eye(10, dtype=np.float32)[[4, 4, 4]]})[0][..., 0]
+    expected = np.clip(np.rint(out * 127.5 + 127.5), 0, 255).astype(np.uint8)
+    assert np.max(np.abs(grid_images(page).astype(int) - expected)) <= 1
