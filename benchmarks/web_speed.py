@@ -168,7 +168,7 @@ def main(argv=None) -> dict:
                            "problems": log.problems(), "foreign_requests": log.foreign_requests()})
             page.close()
         if args.screenshot:
-            page, _, _ = open_page(browser, url + "#d=0,1,2,3,4,5,6,7,8,9&n=8&seed=2026", width=1280, height=860)
+            page, _, _ = open_page(browser, url + "#d=2,5,8&n=8&seed=2026&z=1,0,-1&m=label&a=3&b=8", width=1280, height=920)
             page.evaluate("() => document.getElementById('morph-play').click()")
             page.wait_for_timeout(700)
             page.evaluate("() => document.getElementById('morph-play').click()")

@@ -40,13 +40,12 @@ def read_losses(run_dir) -> dict[str, np.ndarray]:
 
 def plot_losses(run_dir) -> Path:
     """Draw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv: losses above, the loss's other figures below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no window, and no backend switch under a notebook that trains.
+    from matplotlib.figure import Figure
 
     data = read_losses(run_dir)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig = Figure(figsize=(8, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     window = max(1, len(data["step"]) // 100)  # smooth over ~1% of the run; the raw values are faint behind
     others = [name for name in data if name not in ("step", *LOSS_COLUMNS)]
     for ax, names in ((top, LOSS_COLUMNS), (bottom, others)):
@@ -66,7 +65,6 @@ def plot_losses(run_dir) -> Path:
     path = Path(run_dir) / CURVE_NAME
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
-    plt.close(fig)
     return path
 
 
