@@ -28,9 +28,9 @@ import numpy as np
 from cgan import config as config_flags
 from cgan import diagrams, images, morphs, training
 from cgan.backend import keras
-from cgan.cli import ArgumentParser, class_argument
-from cgan.config import Config
-from cgan.data import MNIST
+from cgan.cli import ArgumentParser
+from cgan.config import Config, data_of
+from cgan.data import MNIST, PAIRS_BELOW50, PAIRS_NUMBER, Dataset, dataset_of
 from cgan.errors import TrainingStopped, UserError
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
@@ -50,7 +50,7 @@ ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a 
 
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, num_classes: int | None = MNIST.num_classes,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None,
-                    synchronized: bool = False) -> keras.Model:
+                    synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
@@ -58,7 +58,8 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     7x14 for a 28x56 pair; `extra_convs` 3x3 convolutions (BatchNorm, ReLU)
     refine the middle stage. `num_classes=None` builds an unconditional
     generator whose only input is `noise`. `synchronized` batch normalisation
-    takes its statistics over the global batch under a distribution strategy.
+    takes its statistics over the global batch under a distribution strategy. `name` says what
+    it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
     """
     rows, cols = image_shape[0] // 4, image_shape[1] // 4
     noise = keras.Input((latent_dim,), name="noise")
@@ -82,7 +83,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
         x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
-    return keras.Model(inputs, image, name="generator")
+    return keras.Model(inputs, image, name=name)
 
 
 def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: int | None = MNIST.num_classes,
@@ -130,15 +131,19 @@ def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> ker
 
 def config_generator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
     """The generator `config` asks for; `distributed`: batch statistics over all replicas' batches."""
+    dataset = data_of(config)
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
-                           num_classes=None if config.unconditional else MNIST.num_classes, dtype=dtype,
-                           synchronized=distributed)
+                           num_classes=None if config.unconditional else dataset.num_classes,
+                           image_shape=dataset.image_shape, dtype=dtype, synchronized=distributed,
+                           name=dataset.generator_name)
 
 
 def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
     """The discriminator `config` asks for (it has no batch statistics, so `distributed` changes nothing)."""
+    dataset = data_of(config)
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
-                               num_classes=None if config.unconditional else MNIST.num_classes, dtype=dtype)
+                               num_classes=None if config.unconditional else dataset.num_classes,
+                               image_shape=dataset.image_shape, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)
@@ -174,7 +179,6 @@ def resume(run_dir, **options) -> Path:
 
 def build_parser() -> ArgumentParser:
     """The command line; every training flag is a field of Config."""
-    digit = class_argument(MNIST)
     p = ArgumentParser(prog="cgan_mnist.py", description="Train a conditional GAN on MNIST, or draw digits with a trained generator.")
     run = p.add_argument_group("what to do (default: train from scratch)")
     run.add_argument("--generator", metavar="PATH", help="a trained generator (.h5 or .keras): sample from it instead of training")
@@ -194,11 +198,16 @@ def build_parser() -> ArgumentParser:
 
     sample = p.add_argument_group("sampling (with --generator)")
     which = sample.add_mutually_exclusive_group()
-    which.add_argument("--digit", type=digit, metavar="N", help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
-    which.add_argument("--digits", type=digit, nargs="+", metavar="N", help="draw these digits, one row each")
-    which.add_argument("--interpolate", type=digit, nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from digit A to B")
-    which.add_argument("--walk", type=digit, nargs="?", const=ANY_CLASS, metavar="N",
-                       help="digit N fixed, the noise walking between two seeds (no N for an unconditional generator)")
+    which.add_argument("--digit", metavar="N", help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
+    which.add_argument("--digits", nargs="+", metavar="N", help="draw these digits, one row each")
+    which.add_argument("--class", dest="class_", metavar="C",
+                       help="draw only class C, by number or name (any generator with labels: --class shirt, --class 6)")
+    which.add_argument("--classes", nargs="+", metavar="C", help="draw these classes, one row each")
+    which.add_argument("--number", metavar="NN", help="a pairs generator trained with --condition number: draw only the number NN (00-99)")
+    which.add_argument("--numbers", nargs="+", metavar="NN", help="the same, for several numbers, one row each")
+    which.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from class A to B")
+    which.add_argument("--walk", nargs="?", const=ANY_CLASS, metavar="N",
+                       help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
     sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise)")
     sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
     sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
@@ -209,7 +218,8 @@ def build_parser() -> ArgumentParser:
 
     train_group = p.add_argument_group("training")
     config_flags.add_arguments(train_group)
-    train_group.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files (gzipped or raw) (default: data/mnist.npz)")
+    train_group.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or a folder of the four IDX files (gzipped or raw) "
+                                                         "(default: data/mnist.npz; Fashion-MNIST: /usr/share/datasets/fashion-mnist)")
     train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only, for quick runs (default: all)")
     train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
     train_group.add_argument("--distribute", action="store_true",
@@ -219,6 +229,9 @@ def build_parser() -> ArgumentParser:
 
     common = p.add_argument_group("common")
     common.add_argument("--out-dir", metavar="DIR", help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")
+    common.add_argument("--condition", metavar="C",
+                        help="training with --dataset pairs: number (default) or below50; sampling a below50 pairs "
+                             "generator: 1 (numbers up to 49) or 0 (50 and over)")
     common.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same images (default: 0 for training, random for sampling)")
     return p
 
@@ -234,42 +247,52 @@ def _sample(args) -> list[Path]:
     if args.save_npz and Path(args.save_npz).suffix != ".npz":
         raise UserError(f"--save-npz must name a .npz file, got {args.save_npz}")
     generator = load_generator(args.generator)
+    dataset = dataset_of(generator)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     out_dir = Path(args.out_dir or "samples")
     conditional = class_count(generator) is not None
-    asked_for_labels = args.digit is not None or args.digits is not None or args.interpolate is not None
-    if not conditional and (asked_for_labels or args.walk not in (None, ANY_CLASS)):
+    asked = _asked_classes(args, dataset, args.generator)
+    if not conditional and (asked is not None or args.interpolate is not None or args.walk not in (None, ANY_CLASS)):
         raise UserError(f"{args.generator} has no labels (it was trained with --unconditional): "
-                        f"draw with --count K, or --walk without a digit")
+                        f"draw with --count K, or --walk without a {dataset.class_word}")
     if conditional and args.walk == ANY_CLASS:
-        raise UserError("--walk needs a digit N for this generator: --walk N")
+        raise UserError(f"--walk needs a {dataset.class_word} N for this generator: --walk N")
+    word = dataset.class_word
+    plural = word + ("es" if word.endswith("s") else "s")
+    joint = "_" if dataset.named_classes else ""  # class_shirt, digit6
+    row_names = None
     if args.interpolate is not None:
-        a, b = args.interpolate
+        a, b = (_parse_class(dataset, text, "--interpolate") for text in args.interpolate)
         pictures = morphs.interpolate(generator, a, b, frames=args.frames, seed=seed)
-        labels, stem, rows = np.linspace(a, b, args.frames), f"morph{a}-{b}_f{args.frames}_seed{seed}", 1
+        labels, rows = np.linspace(a, b, args.frames), 1
+        stem = f"morph{_file_name(dataset, a)}-{_file_name(dataset, b)}_f{args.frames}_seed{seed}"
     elif args.walk is not None:
-        label = args.walk if conditional else None
+        label = _parse_class(dataset, args.walk, "--walk") if conditional else None
         pictures = morphs.walk(generator, label, frames=args.frames, seed=seed)
         labels = np.full(args.frames, label) if conditional else None
-        stem, rows = f"walk{args.walk if conditional else ''}_f{args.frames}_seed{seed}", 1
+        stem, rows = f"walk{_file_name(dataset, label) if conditional else ''}_f{args.frames}_seed{seed}", 1
     elif not conditional:
         count = args.count or 100
         pictures, labels = generate(generator, count=count, seed=seed), None
         rows = _near_square_rows(count)
         stem = f"any_n{count}_seed{seed}"
     else:
-        if args.digit is not None:
+        if asked is not None and len(asked) == 1 and not args.digits and not args.classes and not args.numbers:
             count = args.count or 16
-            labels = np.full(count, args.digit)
-            rows = _near_square_rows(count)
-            stem = f"digit{args.digit}_n{count}_seed{seed}"
+            labels, rows = np.full(count, asked[0]), _near_square_rows(count)
+            stem = f"{word}{joint}{_file_name(dataset, asked[0])}_n{count}_seed{seed}"
         else:
-            chosen = args.digits if args.digits is not None else list(range(MNIST.num_classes))
-            count = args.count or (16 if args.digits is not None else 10)
+            chosen = asked if asked is not None else dataset.shown_classes()
+            count = args.count or (16 if asked is not None else 10)
             labels, rows = np.repeat(chosen, count), len(chosen)
-            stem = f"digits{''.join(map(str, chosen)) if args.digits is not None else MNIST.class_range()}_n{count}_seed{seed}"
+            row_names = [dataset.class_names[c] for c in chosen]
+            every = asked is None and len(chosen) == dataset.num_classes
+            which = dataset.class_range() if every else "_sampler" if asked is None else joint + joint.join(
+                _file_name(dataset, c) for c in chosen)
+            stem = f"{plural}{which}_n{count}_seed{seed}"
         pictures = generate(generator, labels, seed=seed)
-    written = [images.save_grid(out_dir / f"{stem}.png", pictures, rows=rows)]
+    names = row_names if row_names and dataset.named_classes else None
+    written = [images.save_grid(out_dir / f"{stem}.png", pictures, rows=rows, row_names=names)]
     if args.gif:
         written.append(images.save_gif(out_dir / f"{stem}.gif", pictures))
     if args.save_npz:
@@ -286,6 +309,50 @@ def _sample(args) -> list[Path]:
     return written
 
 
+def _sample_hint(path) -> str:
+    """The flags that draw one class from the generator at `path`, as the line after training suggests."""
+    generator = load_generator(path)
+    if class_count(generator) is None:
+        return "--count 16"
+    return {MNIST.key: "--digit=6", PAIRS_NUMBER.key: "--number 37", PAIRS_BELOW50.key: "--condition 1"}.get(
+        dataset_of(generator).key, "--class shirt")
+
+
+def _parse_class(dataset: Dataset, text: str, flag: str) -> int:
+    try:
+        return dataset.parse_class(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc} for this generator") from None
+
+
+def _file_name(dataset: Dataset, label: int) -> str:
+    """A class as it appears in file names: "6", "37", "00-49", "ankle-boot"."""
+    return "".join(c if c.isalnum() else "-" for c in dataset.class_names[label].lower()).strip("-")
+
+
+def _asked_classes(args, dataset: Dataset, path) -> list[int] | None:
+    """The classes the sampling flags ask for (None: none asked), each checked against what the generator draws."""
+    hint = {MNIST.key: "--digit N", PAIRS_NUMBER.key: "--number NN", PAIRS_BELOW50.key: "--condition 1 (or 0)"}.get(
+        dataset.key, "--class NAME")
+    what = f"{dataset.title} {dataset.class_word}s" if dataset is not MNIST else "single digits (28x28)"
+    if dataset is PAIRS_BELOW50:
+        what = "two-digit numbers conditioned on whether they are at most 49"
+    elif dataset is PAIRS_NUMBER:
+        what = "two-digit numbers (28x56)"
+    for flags, fits in ((("digit", "digits"), dataset is MNIST), (("number", "numbers"), dataset is PAIRS_NUMBER),
+                        (("condition",), dataset is PAIRS_BELOW50)):
+        given = [name for name in flags if getattr(args, name) is not None]
+        if given and not fits:
+            raise UserError(f"{path} draws {what}, so --{given[0]} does not apply: use {hint}")
+    for name in ("digit", "class_", "number", "condition"):
+        if getattr(args, name) is not None:
+            return [_parse_class(dataset, getattr(args, name), "--" + name.strip("_"))]
+    for name in ("digits", "classes", "numbers"):
+        if getattr(args, name) is not None:
+            return [_parse_class(dataset, text, "--" + name) for text in getattr(args, name)]
+    return None
+
+
 def _near_square_rows(count: int) -> int:
     """The most rows, up to the square root, that divide `count`: 16 -> 4 x 4, 10 -> 2 x 5."""
     return max(r for r in range(1, int(np.sqrt(count)) + 1) if count % r == 0)
@@ -294,6 +361,10 @@ def _near_square_rows(count: int) -> int:
 def config_from_args(args) -> Config:
     """The Config the command line asks for."""
     overrides = {"seed": 0 if args.seed is None else args.seed}
+    if args.condition is not None:
+        if args.dataset != "pairs":
+            raise UserError(f"--condition is for --dataset pairs (number or below50), not --dataset {args.dataset}")
+        overrides["condition"] = args.condition
     if args.dry_run:
         overrides.update(train_steps=2, save_interval=1)
     return config_flags.from_args(args, **overrides)
@@ -336,7 +407,7 @@ def main(argv=None) -> int:
             _sample(args)
         elif args.resume:
             path = resume(args.resume, tensorboard=args.tensorboard, distribute=args.distribute)
-            print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
+            print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
         elif args.dry_run:
             config = config_from_args(args)
             with tempfile.TemporaryDirectory() as tmp:  # 256 images, or the few batches a step takes
@@ -347,7 +418,7 @@ def main(argv=None) -> int:
             out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
             path = train(config_from_args(args), out_dir=out_dir, data=args.data, limit=args.limit,
                          model_name=args.model_name, tensorboard=args.tensorboard, distribute=args.distribute)
-            print(f"sample it: python cgan_mnist.py --generator={path} --digit=6")
+            print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
         return 0
     except UserError as exc:
         print(f"cgan_mnist.py: error: {exc}", file=sys.stderr)

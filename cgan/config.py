@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import math
 
+from cgan.data import CONDITIONS, DATASET_NAMES, dataset_named
 from cgan.errors import UserError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -30,6 +31,11 @@ def _field(default, help: str, **metadata):
 class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
+    dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes) or pairs (two digits "
+                          "side by side, 28x56)", choices=DATASET_NAMES)
+    # The script's --condition, which also picks a class when sampling a below50 generator.
+    condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
+                            "most 49 (below50)", flag=False, choices=CONDITIONS)
     train_steps: int = _field(8_000, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(64, "images per step")
     latent_dim: int = _field(64, "noise dimensions")
@@ -75,12 +81,18 @@ class Config:
             raise UserError(f"--critic-steps must be a positive integer, got {self.critic_steps}")
         if not (math.isfinite(self.gp_weight) and self.gp_weight >= 0):
             raise UserError(f"--gp-weight must be 0 or more, got {self.gp_weight}")
+        dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
 
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0}
+
+
+def data_of(config: Config):
+    """The dataset `config` trains on (a `cgan.data.Dataset`)."""
+    return dataset_named(config.dataset, config.condition)
 
 
 def flag(name: str) -> str:

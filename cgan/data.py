@@ -70,10 +70,31 @@ class Dataset:
         "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
     })
+    aliases: dict = dataclasses.field(default_factory=dict)  # other names of classes, lower case: {"boot": 9}
+    grid_classes: tuple[int, ...] | None = None  # the classes a training run's sample grid shows (None: all)
+
+    @property
+    def key(self) -> str:
+        """The dataset's name in files and on the command line: "mnist", "fashion", "pairs_number"."""
+        return self.name
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def generator_name(self) -> str:
+        """The Keras name of a generator trained on this dataset; how a saved generator says what it draws."""
+        return "generator" if self is MNIST else f"generator_{self.key}"
+
+    @property
+    def named_classes(self) -> bool:
+        """Whether the classes have names (grids then show them) rather than being numerals."""
+        return not all(name.replace("-", "").isdigit() for name in self.class_names)
+
+    def shown_classes(self) -> list[int]:
+        """The classes of a default grid: all of them, or a chosen few where there are many."""
+        return list(self.grid_classes) if self.grid_classes is not None else list(range(self.num_classes))
 
     def class_range(self) -> str:
         """How the classes read in a message: "0-9"."""
@@ -84,20 +105,28 @@ class Dataset:
         text = str(text).strip()
         if text in self.class_names:
             return self.class_names.index(text)
+        lowered = {name.lower(): c for c, name in enumerate(self.class_names)} | self.aliases
+        if text.lower() in lowered:
+            return lowered[text.lower()]
         try:
             value = int(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a {self.class_word} {self.class_range()}") from None
+            raise ValueError(f"{text!r} is not a {self.class_word} {self.class_range()}{self._names_hint()}") from None
         if not 0 <= value < self.num_classes:
-            raise ValueError(f"{value} is not a {self.class_word} {self.class_range()}")
+            raise ValueError(f"{value} is not a {self.class_word} {self.class_range()}{self._names_hint()}")
         return value
+
+    def _names_hint(self) -> str:
+        if not self.named_classes:
+            return ""
+        return " (or one of " + ", ".join(name.lower() for name in self.class_names) + ")"
 
     def load(self, path: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         """Images (uint8, (n, h, w)) and labels (int32, (n,)) of `split`; UserError naming the path and what was expected."""
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if path is None:
-            if self.default_path.is_file():
+            if self.default_path.exists():
                 path = self.default_path
             else:
                 return self._load_from_keras(split)
@@ -167,6 +196,93 @@ MNIST = Dataset(
     default_path=ROOT / "data" / "mnist.npz", keras_name="mnist",
 )
 
+FASHION = Dataset(
+    name="fashion", title="Fashion-MNIST", image_shape=(28, 28, 1),
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    class_word="class", default_path=Path("/usr/share/datasets/fashion-mnist"),  # Debian's dataset-fashion-mnist
+    keras_name="fashion_mnist", aliases={"t-shirt": 0, "tshirt": 0, "top": 0, "trousers": 1, "boot": 9, "ankle-boot": 9},
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairsDataset(Dataset):
+    """Two MNIST digits side by side (28x56), drawn at random for every batch; the number is 10 x left + right.
+
+    `condition` "number": the label is the number, 0-99 (00-09 included, as the images show them);
+    "below50": the label is 1 when the number is at most 49, else 0. The data is MNIST's:
+    `load` gives single digits and their classes, and `batches` pairs them.
+    """
+
+    condition: str = "number"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_{self.condition}"
+
+    def label(self, left, right):
+        """The class of pairs with these left and right digits (NumPy or TensorFlow integers)."""
+        number = 10 * left + right
+        return number if self.condition == "number" else (number <= 49) * 1
+
+    def load(self, path=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """MNIST's single digits (uint8, (n, 28, 28)) and their digit labels; pairs are made per batch."""
+        return MNIST.load(path, split)
+
+    def pairs(self, images: np.ndarray, digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` pairs (uint8, (count, 28, 56)) of digits drawn at random, and their classes; for evaluation."""
+        rng = np.random.default_rng(seed)
+        left, right = rng.integers(len(images), size=(2, count))
+        return np.concatenate([images[left], images[right]], axis=2), self.label(digits[left], digits[right]).astype(np.int32)
+
+    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0):
+        """Batches of pairs: the two digits of every pair drawn afresh per step, a pure function of (seed, step)."""
+        from cgan.backend import tf
+
+        x, digits = tf.constant(images), tf.constant(labels.astype(np.int32))
+        n = len(images)
+
+        def batch_at(step):
+            which = tf.random.stateless_uniform([2, batch_size], seed=tf.stack([tf.cast(seed, tf.int64), step]),
+                                                maxval=n, dtype=tf.int64)
+            pair = tf.concat([tf.gather(x, which[0]), tf.gather(x, which[1])], axis=2)  # (b, 28, 56)
+            label = self.label(tf.gather(digits, which[0]), tf.gather(digits, which[1]))
+            return to_model_range(tf.cast(pair, tf.float32)[..., None]), tf.reshape(label, (-1, 1))
+
+        return _step_batches(batch_at, start_step)
+
+
+PAIRS_NUMBER = PairsDataset(
+    name="pairs", title="MNIST pairs", image_shape=(28, 56, 1), class_names=tuple(f"{n:02d}" for n in range(100)),
+    class_word="number", default_path=MNIST.default_path, keras_name="mnist", condition="number",
+    grid_classes=(7, 18, 29, 30, 41, 52, 63, 74, 85, 96),  # every digit once on each side
+)
+PAIRS_BELOW50 = PairsDataset(
+    name="pairs", title="MNIST pairs", image_shape=(28, 56, 1), class_names=("50-99", "00-49"), class_word="condition",
+    default_path=MNIST.default_path, keras_name="mnist", condition="below50",
+)
+DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50)}
+DATASET_NAMES = ("mnist", "fashion", "pairs")
+CONDITIONS = ("number", "below50")
+
+
+def dataset_named(name: str, condition: str = "number") -> Dataset:
+    """The dataset of `--dataset NAME` (and, for pairs, `--condition`)."""
+    if name not in DATASET_NAMES:
+        raise UserError(f"--dataset must be one of {', '.join(DATASET_NAMES)}, got {name!r}")
+    if name == "pairs":
+        if condition not in CONDITIONS:
+            raise UserError(f"--condition must be number or below50 for --dataset pairs, got {condition!r}")
+        return DATASETS[f"pairs_{condition}"]
+    return DATASETS[name]
+
+
+def dataset_of(generator) -> Dataset:
+    """The dataset a generator of this project was trained on, from its name (MNIST for older generators)."""
+    for dataset in DATASETS.values():
+        if generator.name == dataset.generator_name:
+            return dataset
+    return MNIST
+
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
@@ -210,6 +326,13 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
         index = tf.raw_ops.RandomIndexShuffle(index=within, seed=seeds, max_index=tf.constant(n - 1, tf.int64))
         # Scaled per batch: the uint8 set stays 47 MB instead of 188 MB of floats.
         return to_model_range(tf.cast(tf.gather(x, index), tf.float32)[..., None]), tf.gather(y, index)
+
+    return _step_batches(batch_at, start_step)
+
+
+def _step_batches(batch_at, start_step: int):
+    """A tf.data.Dataset of `batch_at(step)` for step = start_step, start_step + 1, ..."""
+    from cgan.backend import tf
 
     # A batch takes well under a millisecond against tens for a step, so there is nothing to tune; and
     # with tf.data's autotuner on, `fit` often sat idle at its end until the autotuner's next wake-up

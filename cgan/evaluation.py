@@ -1,7 +1,8 @@
-"""How good is a digit generator? Label accuracy, Frechet distance and diversity on MNIST.
+"""How good is a generator? Label accuracy, Frechet distance and diversity, against the real data.
 
-All three figures come from one small MNIST classifier (`models/mnist_classifier.keras`,
-trained by `python -m cgan.evaluation --train-classifier`):
+All three figures come from one small classifier of the generator's dataset
+(`models/mnist_classifier.keras`, `models/fashion_classifier.keras`, trained by
+`python -m cgan.evaluation --train-classifier [--dataset fashion]`):
 
 - label accuracy: the share of samples the classifier reads as the digit asked for;
 - Frechet distance: between Gaussians fitted to the classifier's penultimate
@@ -13,6 +14,11 @@ trained by `python -m cgan.evaluation --train-classifier`):
 
 The same figures for 1,000 real training digits of each class (10,000 in all) are
 the reference line.
+
+A generator of two-digit pairs (28x56) is read half by half with the MNIST classifier
+(`score_pairs`): the share of pairs whose read number meets the condition asked for, the
+share whose halves are both read with confidence, and the distance and diversity of the
+halves against real test digits, beside the same figures for real pairs.
 """
 
 from __future__ import annotations
@@ -27,24 +33,31 @@ import numpy as np
 from cgan import ROOT
 from cgan.backend import keras, tf
 from cgan.cli import ArgumentParser
-from cgan.data import MNIST, preprocess
+from cgan.data import FASHION, MNIST, Dataset, PairsDataset, dataset_of, preprocess
 from cgan.errors import UserError
 from cgan.files import atomic_path
 from cgan.sampling import class_count, generate, load_generator
 
-DEFAULT_CLASSIFIER = ROOT / "models" / "mnist_classifier.keras"
+CLASSIFIERS = {MNIST.key: ROOT / "models" / "mnist_classifier.keras", FASHION.key: ROOT / "models" / "fashion_classifier.keras"}
+DEFAULT_CLASSIFIER = CLASSIFIERS[MNIST.key]
+CLASSIFIER_EPOCHS = {MNIST.key: 4, FASHION.key: 10}
 FEATURE_LAYER = "features"
-NUM_CLASSES = MNIST.num_classes
+CONFIDENT = 0.9  # a pair's half counts as read with confidence at this top probability
 layers = keras.layers
+
+
+def classifier_path(dataset: Dataset) -> Path:
+    """Where the evaluation classifier of `dataset` is kept (pairs are read by the MNIST one)."""
+    return CLASSIFIERS[MNIST.key if isinstance(dataset, PairsDataset) else dataset.key]
 
 
 # ---------------------------------------------------------------------------
 # The classifier
 
 
-def build_classifier() -> keras.Model:
+def build_classifier(dataset: Dataset = MNIST) -> keras.Model:
     """Image in [-1, 1] (28x28x1) -> one logit per class; its `features` layer (128) feeds the distances."""
-    image = keras.Input(MNIST.image_shape, name="image")
+    image = keras.Input(dataset.image_shape, name="image")
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(image)
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D()(x)  # 14x14x32
@@ -55,25 +68,27 @@ def build_classifier() -> keras.Model:
     x = layers.Dropout(0.3)(x)
     features = layers.Dense(128, activation="relu", name=FEATURE_LAYER)(x)
     x = layers.Dropout(0.3)(features)
-    logits = layers.Dense(NUM_CLASSES, name="logits")(x)
-    return keras.Model(image, logits, name="mnist_classifier")
+    logits = layers.Dense(dataset.num_classes, name="logits")(x)
+    return keras.Model(image, logits, name=f"{dataset.name}_classifier")
 
 
-def train_classifier(path=DEFAULT_CLASSIFIER, *, data=None, epochs: int = 4, limit: int | None = None, seed: int = 0,
-                     verbose: int = 2) -> tuple[Path, float]:
-    """Train the evaluation classifier on the training set; return (saved path, test accuracy)."""
+def train_classifier(path=None, *, dataset: Dataset = MNIST, data=None, epochs: int | None = None, limit: int | None = None,
+                     seed: int = 0, verbose: int = 2) -> tuple[Path, float]:
+    """Train the evaluation classifier of `dataset` on its training set; return (saved path, test accuracy)."""
+    path = classifier_path(dataset) if path is None else path
+    epochs = CLASSIFIER_EPOCHS[dataset.key] if epochs is None else epochs
     keras.utils.set_random_seed(seed)
-    x_train, y_train = MNIST.load(data, "train")
-    x_test, y_test = MNIST.load(data, "test")
+    x_train, y_train = dataset.load(data, "train")
+    x_test, y_test = dataset.load(data, "test")
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    model = build_classifier()
+    model = build_classifier(dataset)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    schedule = keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.5**epoch)
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.5 ** (epoch * 4 / epochs))
     # Small shifts make the classifier read off-centre generated digits as a person would.
     augment = keras.Sequential([layers.RandomTranslation(0.08, 0.08, fill_value=-1.0, seed=seed)])
     ds = tf.data.Dataset.from_tensor_slices((preprocess(x_train), y_train)).shuffle(len(x_train), seed=seed)
@@ -89,7 +104,8 @@ def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
     """The evaluation classifier; UserError (with the command that makes it) if missing or broken."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier`")
+        which = " --dataset fashion" if path == CLASSIFIERS[FASHION.key] else ""
+        raise UserError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier{which}`")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
@@ -121,16 +137,18 @@ class Scores:
 
 
 class Evaluator:
-    """Scores labelled uint8 images against real MNIST test digits through one classifier."""
+    """Scores labelled uint8 images against the real test images of `dataset` through one classifier."""
 
-    def __init__(self, classifier: keras.Model | None = None, *, data=None):
-        self.classifier = classifier if classifier is not None else load_classifier()
+    def __init__(self, classifier: keras.Model | None = None, *, data=None, dataset: Dataset = MNIST):
+        self.dataset = dataset
+        self.num_classes = dataset.num_classes
+        self.classifier = classifier if classifier is not None else load_classifier(classifier_path(dataset))
         self.features_model = keras.Model(self.classifier.input, [
             self.classifier.get_layer(FEATURE_LAYER).output, self.classifier.output])
-        x_test, y_test = MNIST.load(data, "test")
+        x_test, y_test = dataset.load(data, "test")
         feats, _ = self._run(x_test)
         self.ref_mu, self.ref_sigma = feats.mean(0), np.cov(feats, rowvar=False)
-        self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(NUM_CLASSES)])
+        self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(self.num_classes)])
 
     def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
@@ -143,7 +161,7 @@ class Evaluator:
     def score(self, images: np.ndarray, labels: np.ndarray | None) -> Scores:
         """Figures for uint8 images (n, h, w) that were meant to show digits `labels` (None: any digits)."""
         images = np.asarray(images)
-        shape = MNIST.image_shape[:2]
+        shape, classes = self.dataset.image_shape[:2], self.num_classes
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
         if images.dtype != np.uint8 or images.shape[1:] != shape or (labels is not None and len(images) != len(labels)):
@@ -154,16 +172,16 @@ class Evaluator:
         groups = read if labels is None else labels
         spread = [
             _mean_pairwise_distance(feats[groups == d]) / self.ref_spread[d] if (groups == d).sum() > 1 else float("nan")
-            for d in range(NUM_CLASSES)
+            for d in range(classes)
         ]
-        shares = np.bincount(read, minlength=NUM_CLASSES) / len(read)
+        shares = np.bincount(read, minlength=classes) / len(read)
         present = shares > 0
         accuracy = per_digit = None
         if labels is not None:
             correct = read == labels
             accuracy = float(correct.mean())
             per_digit = tuple(float(correct[labels == d].mean()) if (labels == d).any() else float("nan")
-                              for d in range(NUM_CLASSES))
+                              for d in range(classes))
         return Scores(
             accuracy=accuracy,
             per_digit_accuracy=per_digit,
@@ -172,14 +190,14 @@ class Evaluator:
             per_digit_diversity=tuple(float(s) for s in spread),
             count=len(images),
             class_shares=tuple(float(x) for x in shares),
-            kl_to_uniform=float(np.sum(shares[present] * np.log(shares[present] * NUM_CLASSES))),
+            kl_to_uniform=float(np.sum(shares[present] * np.log(shares[present] * classes))),
         )
 
     def score_generator(self, generator, *, per_digit: int = 1000, seed: int = 0) -> Scores:
         """Figures for `per_digit` samples of each digit from `generator` (as many in all from an unconditional one)."""
         if class_count(generator) is None:
-            return self.score(generate(generator, count=per_digit * NUM_CLASSES, seed=seed), None)
-        digits = np.repeat(np.arange(NUM_CLASSES), per_digit)
+            return self.score(generate(generator, count=per_digit * self.num_classes, seed=seed), None)
+        digits = np.repeat(np.arange(self.num_classes), per_digit)
         return self.score(generate(generator, digits, seed=seed), digits)
 
 
@@ -216,23 +234,24 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     data's class shares instead, which differ from the generator's equal shares
     and lower its distance to the (unbalanced) test set by about 0.1.
     """
-    x_train, y_train = MNIST.load(data, "train")
+    x_train, y_train = evaluator.dataset.load(data, "train")
     rng = np.random.default_rng(seed)
-    by_class = (np.flatnonzero(y_train == d) for d in range(NUM_CLASSES))
+    by_class = (np.flatnonzero(y_train == d) for d in range(evaluator.num_classes))
     pick = np.concatenate([rng.choice(index, size=min(per_digit, len(index)), replace=False) for index in by_class])
     return evaluator.score(x_train[pick], y_train[pick])
 
 
 def format_table(rows: dict[str, Scores]) -> str:
     """A plain-text table, one row per scored set; class spread instead of accuracy when a set has no labels."""
+    classes = len(next(iter(rows.values())).per_digit_diversity)
     if any(s.accuracy is None for s in rows.values()):
-        lines = [f"{'':<12}{'FD':>8}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each digit 0..{NUM_CLASSES - 1} (%)"]
+        lines = [f"{'':<12}{'FD':>8}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each class 0..{classes - 1} (%)"]
         for name, s in rows.items():
             shares = " ".join(f"{100 * x:5.1f}" for x in s.class_shares)
             lines.append(f"{name:<12}{s.frechet_distance:8.2f}{s.diversity:10.3f}{100 * max(s.class_shares):6.1f}%"
                          f"{100 * min(s.class_shares):6.1f}%{s.kl_to_uniform:7.3f}   {shares}")
         return "\n".join(lines)
-    head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-digit accuracy 0..{NUM_CLASSES - 1} (%)"
+    head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-class accuracy 0..{classes - 1} (%)"
     lines = [head]
     for name, s in rows.items():
         per = " ".join(f"{100 * a:5.1f}" for a in s.per_digit_accuracy)
@@ -243,46 +262,127 @@ def format_table(rows: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(generator_path, *, classifier_path=DEFAULT_CLASSIFIER, data=None, per_digit: int = 1000, seed: int = 0,
-             as_json: bool = False) -> dict[str, Scores]:
-    """Score a saved generator and the real-data reference line; print the table (or JSON)."""
+@dataclasses.dataclass(frozen=True)
+class PairScores:
+    """Figures for two-digit pairs, read half by half with the MNIST classifier.
+
+    `condition_met`: the share whose read number satisfies the class asked for (equals it,
+    for --condition number; lies on the asked side of 50, for below50); `per_class_met` the
+    same per class asked for; `both_confident`: the share whose halves both have a top
+    probability of at least 0.9; `halves`: the single-digit figures of all halves (Frechet
+    distance and diversity against real test digits, grouped by the digit read).
+    """
+
+    condition_met: float
+    per_class_met: tuple[float, ...]
+    both_confident: float
+    halves: Scores
+    count: int
+
+
+def score_pairs(evaluator: Evaluator, dataset: PairsDataset, images: np.ndarray, labels: np.ndarray) -> PairScores:
+    """Figures for uint8 pairs (n, 28, 56) meant to show classes `labels` of `dataset`; `evaluator` is MNIST's."""
+    images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+    width = images.shape[2] // 2
+    halves = np.concatenate([images[:, :, :width], images[:, :, width:]])
+    _, logits = evaluator._run(halves)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    n = len(images)
+    read = dataset.label(probs[:n].argmax(1), probs[n:].argmax(1))
+    met = read == labels
+    confident = (probs[:n].max(1) >= CONFIDENT) & (probs[n:].max(1) >= CONFIDENT)
+    per_class = tuple(float(met[labels == c].mean()) if (labels == c).any() else float("nan")
+                      for c in range(dataset.num_classes))
+    return PairScores(condition_met=float(met.mean()), per_class_met=per_class, both_confident=float(confident.mean()),
+                      halves=evaluator.score(halves, None), count=n)
+
+
+def pair_rows(generator, dataset: PairsDataset, *, data=None, per_class: int, seed: int = 0,
+              classifier: Path | None = None) -> dict[str, PairScores]:
+    """The generator's pair figures, and those of real pairs from the test digits and from the training digits."""
+    evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data)
+    asked = np.repeat(np.arange(dataset.num_classes), per_class)
+    rows = {"generator": score_pairs(evaluator, dataset, generate(generator, asked, seed=seed), asked)}
+    for split in ("test", "train"):
+        digits, classes = dataset.load(data, split)
+        real, labels = dataset.pairs(digits, classes, len(asked), seed=seed)
+        rows[f"real ({split})"] = score_pairs(evaluator, dataset, real, labels)
+    return rows
+
+
+def format_pair_table(rows: dict[str, PairScores], dataset: PairsDataset) -> str:
+    met = "number right" if dataset.condition == "number" else "right side of 50"
+    lines = [f"{'':<13}{met:>17}{'worst ' + dataset.class_word:>16}{'both confident':>16}{'FD (halves)':>13}{'diversity':>11}"]
+    for name, s in rows.items():
+        worst = int(np.nanargmin(s.per_class_met))
+        worst_text = f"{100 * s.per_class_met[worst]:.1f}% ({dataset.class_names[worst]})"
+        lines.append(f"{name:<13}{100 * s.condition_met:16.2f}%{worst_text:>16}{100 * s.both_confident:15.2f}%"
+                     f"{s.halves.frechet_distance:13.2f}{s.halves.diversity:11.3f}")
+    return "\n".join(lines)
+
+
+def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_digit: int | None = None, seed: int = 0,
+             as_json: bool = False) -> dict:
+    """Score a saved generator and the real-data reference line; print the table (or JSON).
+
+    `per_digit` samples of each class (default 1,000; for pairs by number, 100 of each of the 100 numbers).
+    """
     generator = load_generator(generator_path)
-    evaluator = Evaluator(load_classifier(classifier_path), data=data)
-    rows = {
-        "generator": evaluator.score_generator(generator, per_digit=per_digit, seed=seed),
-        "real (train)": reference_scores(evaluator, data=data),
-    }
-    if as_json:
-        print(json.dumps({"generator_path": str(generator_path), "per_digit": per_digit, "seed": seed,
-                          **{k: dataclasses.asdict(v) for k, v in rows.items()}}, indent=2))
+    dataset = dataset_of(generator)
+    conditional = class_count(generator) is not None
+    if isinstance(dataset, PairsDataset) and conditional:
+        per_digit = per_digit or 10_000 // dataset.num_classes
+        rows = pair_rows(generator, dataset, data=data, per_class=per_digit, seed=seed, classifier=classifier)
+        table = format_pair_table(rows, dataset)
     else:
-        what = f"{per_digit} samples per digit" if class_count(generator) else f"{per_digit * NUM_CLASSES} samples of any digit"
-        print(f"{generator_path}: {what}, seed {seed}")
-        print(format_table(rows))
+        per_digit = per_digit or 1000
+        if isinstance(dataset, PairsDataset):
+            raise UserError(f"{generator_path}: a pairs generator without labels has no condition to check")
+        evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data,
+                              dataset=dataset)
+        rows = {
+            "generator": evaluator.score_generator(generator, per_digit=per_digit, seed=seed),
+            "real (train)": reference_scores(evaluator, data=data),
+        }
+        table = format_table(rows)
+    if as_json:
+        print(json.dumps({"generator_path": str(generator_path), "dataset": dataset.key, "per_class": per_digit,
+                          "seed": seed, **{k: dataclasses.asdict(v) for k, v in rows.items()}}, indent=2))
+    else:
+        word = dataset.class_word
+        what = (f"{per_digit} samples per {word}" if conditional
+                else f"{per_digit * dataset.num_classes} samples of any {word}")
+        print(f"{generator_path} ({dataset.title}): {what}, seed {seed}")
+        print(table)
     return rows
 
 
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m cgan.evaluation", description="Score a digit generator, or train the classifier that scores it.")
+    p = ArgumentParser(prog="python -m cgan.evaluation", description="Score a generator, or train the classifier that scores it.")
     p.add_argument("--generator", metavar="PATH", help="the generator to score")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), metavar="PATH", help="the evaluation classifier (default: models/mnist_classifier.keras)")
-    p.add_argument("--train-classifier", action="store_true", help="train the classifier on the 60k training digits and save it to --classifier")
-    p.add_argument("--epochs", type=int, default=4, help="classifier training epochs (default: 4)")
-    p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
+    p.add_argument("--classifier", metavar="PATH", help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
+    p.add_argument("--train-classifier", action="store_true", help="train the classifier on the 60k training images and save it to --classifier")
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"), help="with --train-classifier: which one (default: mnist)")
+    p.add_argument("--epochs", type=int, default=None, help="classifier training epochs (default: 4 for mnist, 10 for fashion)")
+    p.add_argument("--per-digit", type=int, default=None, help="samples per class to score (default: 1000; 100 per number for pairs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed for the samples (default: 0)")
-    p.add_argument("--data", metavar="PATH", help="MNIST .npz or IDX folder (default: data/mnist.npz)")
+    p.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or IDX folder (default: the dataset's own)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     try:
         if args.train_classifier:
-            path, accuracy = train_classifier(args.classifier, data=args.data, epochs=args.epochs)
+            from cgan.data import DATASETS
+
+            path, accuracy = train_classifier(args.classifier, dataset=DATASETS[args.dataset], data=args.data,
+                                              epochs=args.epochs)
             print(f"classifier saved to {path}: test accuracy {100 * accuracy:.2f}%")
             return 0
         if not args.generator:
             raise UserError("give --generator PATH to score, or --train-classifier")
-        if not 2 <= args.per_digit <= 10_000:
+        if args.per_digit is not None and not 2 <= args.per_digit <= 10_000:
             raise UserError(f"--per-digit must be between 2 and 10000, got {args.per_digit}")
-        evaluate(args.generator, classifier_path=args.classifier, data=args.data, per_digit=args.per_digit,
+        evaluate(args.generator, classifier=args.classifier, data=args.data, per_digit=args.per_digit,
                  seed=args.seed, as_json=args.json)
         return 0
     except UserError as exc:

@@ -35,9 +35,26 @@ def write_png(path, pixels: np.ndarray) -> Path:
     return Path(path)
 
 
-def save_grid(path, images: np.ndarray, rows: int) -> Path:
-    """A PNG grid of uint8 images (n, h, w), `rows` rows."""
-    return write_png(path, tile(images, rows))
+def name_rows(grid: np.ndarray, names: list[str], rows: int, *, gap: int = 2) -> np.ndarray:
+    """`grid` (from `tile`, `rows` rows) with each row's name written in a white margin on its left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = max(draw.textbbox((0, 0), name, font=font)[2] for name in names) + 8
+    picture = Image.new("L", (grid.shape[1] + margin, grid.shape[0]), 255)
+    picture.paste(Image.fromarray(grid), (margin, 0))
+    draw = ImageDraw.Draw(picture)
+    row_height = (grid.shape[0] - gap) / rows
+    for r, name in enumerate(names):
+        draw.text((4, gap + r * row_height + row_height / 2 - 6), name, fill=0, font=font)
+    return np.asarray(picture)
+
+
+def save_grid(path, images: np.ndarray, rows: int, *, row_names: list[str] | None = None) -> Path:
+    """A PNG grid of uint8 images (n, h, w), `rows` rows, each row's name on its left if `row_names` are given."""
+    grid = tile(images, rows)
+    return write_png(path, name_rows(grid, row_names, rows) if row_names else grid)
 
 
 def save_gif(path, frames: np.ndarray, *, scale: int = 4, duration_ms: int = 120) -> Path:

@@ -18,8 +18,7 @@ import numpy as np
 
 from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
-from cgan.config import Config, from_run
-from cgan.data import MNIST, Dataset
+from cgan.config import Config, data_of, from_run
 from cgan.errors import TrainingStopped, UserError
 from cgan.files import write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
@@ -31,14 +30,18 @@ RUN_FILE = "run.json"
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Every `interval` steps, draws one row per class from fixed noise with the averaged generator."""
+    """Every `interval` steps, draws one row per class (of `classes`, default all) from fixed noise with the averaged generator."""
 
-    def __init__(self, gan: ConditionalGAN, out_dir: Path, *, interval: int, per_class: int = 10, seed: int = 0):
+    def __init__(self, gan: ConditionalGAN, out_dir: Path, *, interval: int, per_class: int = 10, seed: int = 0,
+                 classes: list[int] | None = None):
         super().__init__()
         self.gan, self.out_dir, self.interval = gan, Path(out_dir), interval
-        classes = class_count(gan.generator)
-        self.rows = classes or 10  # an unconditional generator: a 10 x per_class grid of any digits
-        self.labels = np.repeat(np.arange(classes), per_class) if classes else None
+        if class_count(gan.generator) is None:
+            classes = None
+        elif classes is None:
+            classes = list(range(class_count(gan.generator)))
+        self.rows = len(classes) if classes else 10  # an unconditional generator: a 10 x per_class grid of any images
+        self.labels = np.repeat(classes, per_class) if classes else None
         self.count = self.rows * per_class
         self.seed = seed
         self.last: tuple[int, np.ndarray] | None = None
@@ -67,7 +70,6 @@ def train(
     networks: Networks,
     out_dir,
     data=None,
-    dataset: Dataset = MNIST,
     model_name: str = "cgan_mnist.h5",
     limit: int | None = None,
     verbose: bool = True,
@@ -80,7 +82,7 @@ def train(
     Writes into `out_dir`: `samples/step_NNNNNN.png` (fixed noise, a row per class),
     `checkpoints/` and `losses.csv` + `loss_curve.png` every `config.save_interval`
     steps, and at the end the generator as `model_name` (a path with a folder is
-    used as is). `data` is a file or folder for `dataset.load`; `limit` keeps only
+    used as is). `data` is a file or folder of the dataset `config` names; `limit` keeps only
     the first `limit` training images; `callbacks` are extra Keras callbacks;
     `tensorboard` is a log folder; `distribute` trains under a MirroredStrategy
     over the visible devices. Raises TrainingStopped on SIGINT/SIGTERM (after a
@@ -93,6 +95,7 @@ def train(
     out_dir = Path(out_dir)
     if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
         raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
+    dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name)}
@@ -128,7 +131,7 @@ def _check_tensorboard(log_dir) -> None:
         raise UserError("--tensorboard needs the tensorboard package: pip install -r requirements.txt")
 
 
-def resume(run_dir, *, networks: Networks, dataset: Dataset = MNIST, verbose: bool = True, callbacks=(),
+def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
            tensorboard=None, distribute: bool = False) -> Path:
     """Continue the run in `run_dir` from its newest checkpoint to its configured last step."""
     run_dir = Path(run_dir)
@@ -141,6 +144,7 @@ def resume(run_dir, *, networks: Networks, dataset: Dataset = MNIST, verbose: bo
     found = checkpoints.list_checkpoints(run_dir)
     if not found:
         raise UserError(f"{run_dir}: no checkpoint to resume from (one is written every --save-interval steps)")
+    dataset = data_of(config)
     images, labels = dataset.load(run["data"], "train")
     gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
     try:
@@ -166,7 +170,8 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
               f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
         diagrams.draw(networks.for_diagrams(config), out_dir / "architecture", quiet_failure=True)
-    samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed)
+    samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed,
+                         classes=dataset.shown_classes())
     guard = checkpoints.Checkpointer(gan, out_dir, interval=config.save_interval)
     all_callbacks = [
         guard,  # first: a NaN step stops here, before anything else records it

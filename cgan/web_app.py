@@ -42,7 +42,7 @@ SLIDERS = 8
 
 def model_files(generator_path) -> dict[str, bytes]:
     """`model.onnx` and `model.json` for the generator at `generator_path`; UserError if it is not one."""
-    from cgan.data import MNIST
+    from cgan.data import dataset_of
     from cgan.directions import latent_directions
     from cgan.export import export_onnx
     from cgan.morphs import soft_label_generator
@@ -54,9 +54,11 @@ def model_files(generator_path) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         onnx = export_onnx(page_model, Path(tmp) / "model.onnx").read_bytes()
     height, width = image_size(generator)
-    names = list(MNIST.class_names) if classes == MNIST.num_classes else [str(c) for c in range(classes or 0)]
+    dataset = dataset_of(generator)
+    names = list(dataset.class_names) if classes == dataset.num_classes else [str(c) for c in range(classes or 0)]
     meta = {
         "name": Path(generator_path).name, "conditional": classes is not None, "classes": names,
+        "class_word": dataset.class_word, "title": dataset.title,
         "latent_dim": latent_dim(generator), "height": height, "width": width,
         "directions": latent_directions(generator, SLIDERS).to_json(),
     }

@@ -87,6 +87,8 @@ def test_reference_line_is_class_balanced_like_the_generators_samples():
     drawn = []
 
     class Recorder:
+        dataset, num_classes = MNIST, 10
+
         def score(self, images, labels):
             drawn.append((images, labels))
 

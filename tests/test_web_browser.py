@@ -123,7 +123,7 @@ def test_pick_7_and_the_classifier_reads_the_drawn_pixels_as_7(opened, shipped_u
 
     read = np.argmax(np.asarray(load_classifier()(preprocess(images), training=False)), axis=1)
     assert np.sum(read == 7) >= 15, read
-    assert page.text_content("#status").startswith("16 7s in ")
+    assert page.text_content("#status").startswith("16 × 7 in ")
 
 
 def test_a_slider_changes_the_pixels_and_back_gives_the_same_picture(opened, shipped_url):

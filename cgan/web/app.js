@@ -192,7 +192,8 @@
     });
     const ms = performance.now() - started;
     timings.push(ms);
-    const what = meta.conditional ? (state.digits.length === 1 ? `${meta.classes[state.digits[0]]}s` : "digits") : "images";
+    const word = meta.class_word || "digit";
+    const what = meta.conditional ? (state.digits.length === 1 ? `× ${meta.classes[state.digits[0]]}` : plural(word)) : "images";
     $("status").textContent = `${cells.length} ${what} in ${ms.toFixed(1)} ms`;
     $("seed-shown").textContent = state.seed;
     saveToLink();
@@ -277,8 +278,14 @@
   // ---------------------------------------------------------------------------
   // The controls
 
+  function plural(word) { return word + (word.endsWith("s") ? "es" : "s"); }
+
   function buildControls() {
     const { meta } = state;
+    const word = meta.class_word || "digit";
+    $("digit-legend").textContent = plural(word)[0].toUpperCase() + plural(word).slice(1);
+    $("digits").classList.toggle("many", meta.classes.length > 10);
+    $("digits").classList.toggle("named", meta.classes.some((name) => name.length > 2));
     if (!meta.conditional) {
       $("digit-field").hidden = true;
       $("count-label").textContent = "Images";
@@ -370,7 +377,7 @@
       button.classList.toggle("on", on);
       button.setAttribute("aria-pressed", String(on));
     }
-    $("count-label").textContent = state.meta.conditional ? "Per digit" : "Images";
+    $("count-label").textContent = state.meta.conditional ? `Per ${state.meta.class_word || "digit"}` : "Images";
   }
 
   function showSliders() {
