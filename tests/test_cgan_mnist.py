@@ -237,7 +237,8 @@ def test_errors_raised_anywhere_in_the_package_are_one_line(tmp_path, argv):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", [[], ["--loss", "wgan-gp"], ["--unconditional"]])
+@pytest.mark.parametrize("variant", [[], ["--loss", "wgan-gp"], ["--unconditional"],
+                                     ["--dataset", "pairs", "--condition", "below50", "--loss", "wgan-gp"]])
 def test_dry_run(mnist_small, capsys, variant):
     # A WGAN-GP step takes 5 real batches of 64: more than the dry run's usual 256 images.
     assert cgan_mnist.main(["--dry-run", "--data", str(mnist_small), "--g-width", "8", "--d-width", "8", *variant]) == 0
