@@ -32,6 +32,7 @@ from cgan.cli import ArgumentParser
 from cgan.config import Config, data_of
 from cgan.data import MNIST, PAIRS_BELOW50, PAIRS_NUMBER, Dataset, dataset_of
 from cgan.errors import TrainingStopped, UserError
+from cgan.files import check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
 from cgan.sampling import LABEL_EMBEDDING, class_count, generate, load_generator
@@ -40,6 +41,7 @@ __all__ = ["build_generator", "build_discriminator", "build_adversarial", "NETWO
            "load_generator", "generate", "plot_architecture", "main"]
 
 layers = keras.layers
+MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit numbers
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
 ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
 
@@ -247,9 +249,12 @@ def _sample(args) -> list[Path]:
     if args.save_npz and Path(args.save_npz).suffix != ".npz":
         raise UserError(f"--save-npz must name a .npz file, got {args.save_npz}")
     generator = load_generator(args.generator)
+    # Before drawing or writing anything: a file in the way of either output stops it here.
+    out_dir = check_folder(args.out_dir or "samples")
+    if args.save_npz:
+        check_folder(Path(args.save_npz).parent)
     dataset = dataset_of(generator)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
-    out_dir = Path(args.out_dir or "samples")
     conditional = class_count(generator) is not None
     asked = _asked_classes(args, dataset, args.generator)
     if not conditional and (asked is not None or args.interpolate is not None or args.walk not in (None, ANY_CLASS)):
@@ -373,6 +378,8 @@ def config_from_args(args) -> Config:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+            raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
         if args.plot_architecture:
             for path in plot_architecture(args.plot_architecture):
                 print(f"wrote {path}")

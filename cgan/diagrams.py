@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cgan.backend import keras
 from cgan.errors import UserError
-from cgan.files import atomic_path
+from cgan.files import atomic_path, make_folder
 
 
 def draw(models, folder, *, quiet_failure: bool = False) -> list[Path]:
@@ -19,7 +19,7 @@ def draw(models, folder, *, quiet_failure: bool = False) -> list[Path]:
             print(f"note: skipped {message}", flush=True)
             return []
         raise UserError(message)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     written = []
     for model in models:
         path = folder / f"{model.name}.png"

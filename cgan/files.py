@@ -7,9 +7,32 @@ import os
 import tempfile
 from pathlib import Path
 
+from cgan.errors import UserError
+
 # mkstemp creates files readable by their owner only; finished files get the usual permissions.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def check_folder(folder) -> Path:
+    """UserError if `folder`, or the nearest of its parents that exists, is not a folder; creates nothing."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way")
+    return folder
+
+
+def make_folder(folder) -> Path:
+    """Create `folder` (and its parents) if needed; UserError if a file is in the way or it cannot be made."""
+    folder = check_folder(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way") from None
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create this folder ({exc.strerror})") from None
+    return folder
 
 
 @contextlib.contextmanager
@@ -20,7 +43,9 @@ def atomic_path(path, *, suffix: str | None = None):
     that pick a format by extension, such as Keras's `.h5` and `.keras`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file name")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix or path.suffix}")
     os.close(fd)
     try:

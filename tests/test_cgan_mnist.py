@@ -252,3 +252,24 @@ def test_training_flags_fill_the_config():
     assert (config.g_lr, config.train_steps, config.precision, config.seed) == (0.001, 7, "float32", 5)
     assert config.d_lr == cgan_mnist.Config().d_lr
     assert cgan_mnist.config_from_args(cgan_mnist.build_parser().parse_args([])) == cgan_mnist.Config()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--generator=GEN", "--digit", "3", "--seed=-1"],
+    ["--generator=GEN", "--digit", "3", "--seed", "4294967296"],
+    ["--seed=-1", "--train-steps", "1", "--out-dir", "TMP/run"],
+    ["--generator=GEN", "--digit", "3", "--out-dir", "FILE"],
+    ["--generator=GEN", "--digit", "3", "--out-dir", "FILE/inside"],
+    ["--generator=GEN", "--digit", "3", "--out-dir", "TMP/out", "--save-npz", "FILE/x.npz"],
+    ["--generator=GEN", "--export-onnx", "FILE/x.onnx"],
+    ["--train-steps", "1", "--out-dir", "FILE"],
+    ["--train-steps", "1", "--out-dir", "FILE/inside"],
+])
+def test_bad_seeds_and_paths_in_the_way_get_one_line_and_touch_nothing(tiny_generator_file, tmp_path, capsys, argv):
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("kept")
+    argv = [a.replace("GEN", str(tiny_generator_file)).replace("FILE", str(in_the_way)).replace("TMP", str(tmp_path))
+            for a in argv]
+    assert_one_line_error(run_main(argv), capsys, "")
+    assert in_the_way.read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
