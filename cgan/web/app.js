@@ -457,6 +457,11 @@
     if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
     state.meta = await response.json();
     $("model-name").textContent = state.meta.name;
+    if (state.meta.title && state.meta.title !== "MNIST") { // the page's words follow what the model draws
+      document.title = $("title").textContent = `Conditional GAN: ${state.meta.title}`;
+      $("lede").textContent = `A generator trained on ${state.meta.title}, running in your browser. ` +
+        "Pick classes, move the sliders, play a morph.";
+    }
     const classes = state.meta.classes.length || 1;
     state.digits = [Math.min(7, classes - 1)];
     state.morph.from = Math.min(3, classes - 1);
