@@ -370,8 +370,8 @@ def config_from_args(args) -> Config:
         if args.dataset != "pairs":
             raise UserError(f"--condition is for --dataset pairs (number or below50), not --dataset {args.dataset}")
         overrides["condition"] = args.condition
-    if args.dry_run:
-        overrides.update(train_steps=2, save_interval=1)
+    if args.dry_run:  # two steps: timing both precisions for auto would take longer than the run
+        overrides.update(train_steps=2, save_interval=1, **({"precision": "float32"} if args.precision == "auto" else {}))
     return config_flags.from_args(args, **overrides)
 
 

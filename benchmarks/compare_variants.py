@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import cgan_mnist  # noqa: E402
+from cgan.config import Config  # noqa: E402
 from cgan import config as config_module  # noqa: E402
 from cgan import evaluation, images  # noqa: E402
 from cgan.backend import keras  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
-from cgan.precision import compute_policy  # noqa: E402
+from cgan.precision import compute_policy, resolve  # noqa: E402
 from cgan.sampling import class_count, generate, load_generator  # noqa: E402
 
 VARIANTS = {
@@ -124,7 +125,8 @@ def main(argv=None) -> dict:
         if earlier.get("minutes_budget") == args.minutes:
             rows = {name: rows.get(name, earlier["variants"].get(name)) for name in VARIANTS
                     if name in rows or name in earlier["variants"]}
-    result = {"minutes_budget": args.minutes, "policy": compute_policy("auto"), "variants": rows,
+    policy = compute_policy(resolve(Config(), cgan_mnist.NETWORKS, verbose=False).precision)
+    result = {"minutes_budget": args.minutes, "policy": policy, "variants": rows,
               "real": dataclasses.asdict(real), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     table = "\n".join([HEADER, *(format_row(n, r) for n, r in rows.items()),
                        format_row("real digits", {**dataclasses.asdict(real), "steps": 0, "minutes": 0,

@@ -38,7 +38,7 @@ from cgan.backend import keras  # noqa: E402
 from cgan.config import Config  # noqa: E402
 from cgan.data import MNIST, preprocess  # noqa: E402
 from cgan.gan import adam, steps_per_call  # noqa: E402
-from cgan.precision import compute_policy  # noqa: E402
+from cgan.precision import compute_policy, resolve  # noqa: E402
 
 
 def project_runner(config: Config, images, labels):
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default: 5)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args(argv)
-    config = Config()
+    config = resolve(Config(), cgan_mnist.NETWORKS)  # what --precision auto picks here (printed, timed or cached)
     images, labels = MNIST.load()
     if args.quick:
         images, labels = images[:1024], labels[:1024]
@@ -189,6 +189,7 @@ def main(argv=None) -> dict:
         "other_precision": other,
         "other_precision_images_per_s": round(other_rate, 1),
         "policy_speedup_over_other_precision": round(policy_gain, 2),
+        "auto_picked_the_faster": policy_gain >= 1.0,
         "classic_networks_learned": learned,
         "peak_rss_mb": round(peak_rss_mb()),
     }
@@ -207,6 +208,8 @@ def main(argv=None) -> dict:
               f"classic loop trains both networks: {learned}")
         print(f"project step in {other:<8}, for reference:        {other_rate:7.0f} images/s  ({1000 * b / other_rate:.1f} ms/step); "
               f"{policy} is {result['policy_speedup_over_other_precision']}x as fast")
+        print(f"--precision auto chose {config.precision}: "
+              f"{'the faster' if result['auto_picked_the_faster'] else 'NOT the faster'} of the two here")
         print(f"peak resident memory: {result['peak_rss_mb']} MB")
     return result
 

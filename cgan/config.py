@@ -55,7 +55,8 @@ class Config:
     gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
-    precision: str = _field("auto", "auto: mixed bfloat16 on CPUs with AMX, else float32", choices=PRECISIONS)
+    precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, timed "
+                            "once per machine and model size and cached", choices=PRECISIONS)
     seed: int = _field(0, "random seed", flag=False)  # the script's --seed, whose default differs for sampling
 
     def validate(self) -> None:

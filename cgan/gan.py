@@ -16,7 +16,7 @@ from cgan.backend import keras, tf
 from cgan.config import Config
 from cgan import losses
 from cgan.losses import LOSSES, Loss
-from cgan.precision import compute_policy
+from cgan.precision import compute_policy, resolve
 from cgan.sampling import class_count, latent_dim
 
 
@@ -316,6 +316,7 @@ def make_gan(config: Config, networks: Networks, *, strategy=None) -> Conditiona
     # Grappler's remapper fails on this step's graph and logs an error line at the first step
     # ("remapper failed: ... Mutation::Apply error"); without it the step runs as fast (measured).
     tf.config.optimizer.set_experimental_options({"remapping": False})
+    config = resolve(config, networks, verbose=False)
     policy = compute_policy(config.precision)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         # D before G: the order in which the weights draw from the seeded initializers (runs stay reproducible).

@@ -1,26 +1,128 @@
-"""Which dtype policy trains fastest on this CPU."""
+"""Which dtype policy trains fastest here: measured once per machine and model size, then remembered.
+
+`--precision auto` times a few training steps in float32 and in mixed bfloat16 on
+the machine at hand and takes the faster. No CPU flag predicts it: on an Intel CPU
+with AMX mixed bfloat16 ran 1.4-1.9x float32, on an Intel CPU with AVX-512 BF16 but
+no AMX it was slower, and on an AMD EPYC with AVX-512 BF16 and no AMX it was 1.27x
+faster (docs/experiments.md). The choice is cached in
+`~/.cache/cgan_mnist/precision.json` (or `$CGAN_CACHE_DIR`), keyed by the CPU, the
+TensorFlow version and everything in the Config that sets a step's work, so it costs
+some seconds once and nothing after.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
 from pathlib import Path
 
-
-def cpu_has_fast_bfloat16() -> bool:
-    """True on x86 CPUs with AMX, whose bfloat16 tile units oneDNN uses for convolutions and matmuls.
-
-    AVX-512 BF16 alone is not taken as enough: on one such CPU without AMX the
-    casts of mixed bfloat16 cost more than the narrower arithmetic saved
-    (docs/experiments.md has the figures).
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+MARGIN = 1.05  # bfloat16 must be this much faster to be chosen: within noise, float32 is the simpler numerics
+WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 6, 3
+# Config fields that change how much work one step is; the rest (rates, seeds, schedules) do not.
+WORK_FIELDS = ("dataset", "condition", "batch_size", "latent_dim", "g_width", "g_extra_convs", "d_width", "d_extra_convs",
+               "loss", "critic_steps", "unconditional")
 
 
 def compute_policy(precision: str) -> str:
-    """The Keras dtype policy for the training networks: `auto` is mixed bfloat16 on AMX CPUs, else float32."""
-    if precision == "auto":
-        return "mixed_bfloat16" if cpu_has_fast_bfloat16() else "float32"
-    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    """The Keras dtype policy of a resolved precision ("float32" or "bfloat16"); call `resolve` for "auto" first."""
+    if precision not in POLICIES:
+        raise ValueError(f"precision {precision!r} has no policy; resolve 'auto' first (cgan.precision.resolve)")
+    return POLICIES[precision]
+
+
+def cache_file() -> Path:
+    return Path(os.environ.get("CGAN_CACHE_DIR") or Path.home() / ".cache" / "cgan_mnist") / "precision.json"
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the flags that matter to bfloat16 speed."""
+    name, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    relevant = sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma"})
+    return f"{name} [{' '.join(relevant)}] x{os.cpu_count()}"
+
+
+def cache_key(config) -> str:
+    from cgan.backend import tf
+
+    work = {name: getattr(config, name) for name in WORK_FIELDS}
+    text = json.dumps({"cpu": cpu_description(), "tensorflow": tf.__version__, "work": work}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(key: str, entry: dict) -> None:
+    from cgan.files import write_text
+
+    try:
+        write_text(cache_file(), json.dumps({**_read_cache(), key: entry}, indent=2) + "\n")
+    except (OSError, Exception):  # a read-only home costs a measurement next time, nothing more
+        pass
+
+
+def step_time(config, networks, precision: str, dataset) -> float:
+    """Median seconds of one training step of `config` in `precision`, on random images, after a warm-up."""
+    import numpy as np
+
+    from cgan.backend import keras, tf
+    from cgan.gan import make_gan
+
+    gan = make_gan(dataclasses.replace(config, precision=precision), networks)
+    gan.set_steps_per_call(1)
+    b = config.batch_size * config.critic_steps
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
+    labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
+    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    gan.fit(batches, epochs=1, steps_per_epoch=WARMUP_STEPS, verbose=0, shuffle=False)
+    times = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        gan.fit(batches, epochs=1, steps_per_epoch=TIMED_STEPS, verbose=0, shuffle=False)
+        times.append((time.perf_counter() - start) / TIMED_STEPS)
+    del gan
+    keras.backend.clear_session(free_memory=True)
+    return float(np.median(times))
+
+
+def resolve(config, networks, *, verbose: bool = True):
+    """`config` with precision "auto" replaced by the faster of float32 and bfloat16 here (measured or cached)."""
+    if config.precision != "auto":
+        return config
+    from cgan.config import data_of
+
+    key = cache_key(config)
+    entry = _read_cache().get(key)
+    if entry is None:
+        dataset = data_of(config)
+        times = {p: step_time(config, networks, p, dataset) for p in POLICIES}
+        choice = "bfloat16" if times["bfloat16"] * MARGIN < times["float32"] else "float32"
+        entry = {"choice": choice, "ms_per_step": {p: round(1000 * t, 1) for p, t in times.items()},
+                 "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M")}
+        _remember(key, entry)
+        how = "measured"
+    else:
+        how = f"measured {entry['measured']}, cached in {cache_file()}"
+    if verbose:
+        ms = entry["ms_per_step"]
+        print(f"--precision auto: {entry['choice']} (float32 {ms['float32']} ms a step, bfloat16 {ms['bfloat16']} ms; "
+              f"{how})", flush=True)
+    return dataclasses.replace(config, precision=entry["choice"])

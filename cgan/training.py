@@ -20,10 +20,10 @@ from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
 from cgan.config import Config, data_of, from_run
 from cgan.errors import TrainingStopped, UserError
-from cgan.files import write_text
+from cgan.files import check_folder, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
 from cgan.images import tile, write_png
-from cgan.precision import compute_policy
+from cgan.precision import compute_policy, resolve
 from cgan.sampling import class_count, generate, save_generator
 
 RUN_FILE = "run.json"
@@ -92,11 +92,12 @@ def train(
     _check_tensorboard(tensorboard)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive integer, got {limit}")
-    out_dir = Path(out_dir)
+    out_dir = check_folder(out_dir)
     if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
         raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
     dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
+    config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name)}
     write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
@@ -146,6 +147,7 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
         raise UserError(f"{run_dir}: no checkpoint to resume from (one is written every --save-interval steps)")
     dataset = data_of(config)
     images, labels = dataset.load(run["data"], "train")
+    config = resolve(config, networks, verbose=verbose)  # runs recorded before precision was resolved said "auto"
     gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
     try:
         step = checkpoints.restore(gan, found[-1])

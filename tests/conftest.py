@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# --precision auto's timings are remembered per test session, not in the user's own cache.
+os.environ["CGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cgan_test_cache_")
 
 import cgan_mnist  # noqa: E402
 from cgan.backend import keras  # noqa: E402

@@ -202,3 +202,32 @@ def test_fashion_grids_name_their_rows(tmp_path):
         assert image.size[0] > grid_width  # a margin for the names
         margin = np.asarray(image)[:, : image.size[0] - grid_width]
         assert margin.min() < 128  # text drawn there
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, asked, least", [
+    ("pairs_number", [5, 37, 49, 50, 99, 0, 12, 86], 0.85),  # 00-09 included
+    ("pairs_below50", [1, 0], 0.9),
+])
+def test_the_shipped_pairs_models_draw_what_is_asked_for(name, asked, least):
+    from cgan import evaluation
+    from cgan.sampling import generate
+
+    generator = load_generator(ROOT / "models" / f"{name}.h5")
+    dataset = dataset_of(generator)
+    assert dataset.key == name
+    labels = np.repeat(asked, 40 // len(asked) * 2)
+    scores = evaluation.score_pairs(evaluation.Evaluator(), dataset, generate(generator, labels, seed=3), labels)
+    assert scores.condition_met >= least, scores.per_class_met
+    assert scores.both_confident >= 0.85
+
+
+@pytest.mark.slow
+def test_the_shipped_fashion_model_draws_the_class_asked_for():
+    from cgan import evaluation
+
+    generator = load_generator(ROOT / "models" / "fashion.h5")
+    assert dataset_of(generator) is FASHION
+    evaluator = evaluation.Evaluator(dataset=FASHION)
+    scores = evaluator.score_generator(generator, per_digit=20, seed=3)
+    assert scores.accuracy >= 0.85, scores.per_digit_accuracy
