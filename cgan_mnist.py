@@ -18,10 +18,21 @@ Importing this module has no side effects beyond importing TensorFlow; `main()` 
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+
+def _interrupted_while_loading(signum, frame):
+    print("cgan_mnist.py: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 130, not a traceback from its import
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
 
 import numpy as np
 
@@ -376,6 +387,8 @@ def config_from_args(args) -> Config:
 
 
 def main(argv=None) -> int:
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, KeyboardInterrupt is handled below
     args = build_parser().parse_args(argv)
     try:
         if args.seed is not None and not 0 <= args.seed <= MAX_SEED:

@@ -85,9 +85,10 @@ class Checkpointer(keras.callbacks.Callback):
     checkpoint written, so the last one on disk is the last good one.
     """
 
-    def __init__(self, gan, run_dir, *, interval: int):
+    def __init__(self, gan, run_dir, *, interval: int, before_save=()):
         super().__init__()
         self.gan, self.run_dir, self.interval = gan, Path(run_dir), interval
+        self.before_save = list(before_save)  # records that must be on disk before a checkpoint claims their step
         self.signal_received: int | None = None
         self._previous = {}
 
@@ -112,6 +113,8 @@ class Checkpointer(keras.callbacks.Callback):
                     self.gan.stop_training = True
                     return
         if step % self.interval == 0 or self.signal_received is not None:
+            for write in self.before_save:
+                write()
             save(self.gan, self.run_dir, step)
         if self.signal_received is not None:
             self.gan.stop_training = True

@@ -62,3 +62,35 @@ def write_text(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def remove_temporaries(folder) -> list[Path]:
+    """Delete what interrupted `atomic_path` writes left in `folder` and its sub-folders (.NAME.XXXX.tmpSUFFIX)."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp*"):
+        if path.is_file() and ".tmp" in path.name:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold an exclusive lock on `folder` while the block runs; UserError if another process holds it.
+
+    The lock is taken on the folder itself (flock on its descriptor), so it leaves no file
+    behind, and the system drops it when the process ends, however it ends.
+    """
+    import fcntl
+
+    folder = make_folder(folder)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder} is in use by another training process; wait for it to end, or choose another "
+                            f"--out-dir") from None
+        yield folder
+    finally:
+        os.close(handle)

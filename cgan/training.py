@@ -20,7 +20,7 @@ from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
 from cgan.config import Config, data_of, from_run
 from cgan.errors import TrainingStopped, UserError
-from cgan.files import check_folder, write_text
+from cgan.files import check_folder, folder_lock, remove_temporaries, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
 from cgan.images import tile, write_png
 from cgan.precision import compute_policy, resolve
@@ -100,11 +100,14 @@ def train(
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name)}
-    write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
-    strategy = mirrored_strategy(verbose) if distribute else None
-    return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
-                gan=make_gan(config, networks, strategy=strategy), verbose=verbose, callbacks=callbacks,
-                tensorboard=tensorboard)
+    with folder_lock(out_dir):
+        if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():  # again, now that it is ours
+            raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
+        write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
+        strategy = mirrored_strategy(verbose) if distribute else None
+        return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
+                    gan=make_gan(config, networks, strategy=strategy), verbose=verbose, callbacks=callbacks,
+                    tensorboard=tensorboard)
 
 
 def mirrored_strategy(verbose: bool = True):
@@ -142,29 +145,42 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
         config = from_run(run["config"])
     except (OSError, ValueError, TypeError, KeyError):
         raise UserError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
-    found = checkpoints.list_checkpoints(run_dir)
-    if not found:
-        raise UserError(f"{run_dir}: no checkpoint to resume from (one is written every --save-interval steps)")
     dataset = data_of(config)
     images, labels = dataset.load(run["data"], "train")
-    config = resolve(config, networks, verbose=verbose)  # runs recorded before precision was resolved said "auto"
-    gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
-    try:
-        step = checkpoints.restore(gan, found[-1])
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
-    if verbose:
-        print(f"resuming {run_dir} from step {step} ({found[-1].name})", flush=True)
-    return _fit(config, networks, dataset, run_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
-                callbacks=callbacks, tensorboard=tensorboard)
+    with folder_lock(run_dir):
+        remove_temporaries(run_dir)  # what a kill left half-written; the lock says no one else is writing
+        config = resolve(config, networks, verbose=verbose)  # runs recorded before precision was resolved said "auto"
+        gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
+        found = checkpoints.list_checkpoints(run_dir)
+        step = 0
+        if found:
+            try:
+                step = checkpoints.restore(gan, found[-1])
+            except (OSError, ValueError, KeyError) as exc:
+                raise UserError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
+        if verbose:
+            print(f"resuming {run_dir} from step {step} ({found[-1].name})" if found else
+                  f"{run_dir} has no checkpoint yet: training it from the start with its recorded settings", flush=True)
+        model_path = _model_path(run, run_dir)
+        if step >= config.train_steps and model_path.is_file():
+            if verbose:
+                print(f"{run_dir} finished at step {step}; nothing to train", flush=True)
+            return model_path
+        return _fit(config, networks, dataset, run_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
+                    callbacks=callbacks, tensorboard=tensorboard)
+
+
+def _model_path(run: dict, run_dir: Path) -> Path:
+    """Where the run saves its generator: `model_name` inside the run folder, or as given if it names a folder."""
+    model_name = Path(run["model_name"])
+    return model_name if model_name.parent != Path(".") else Path(run_dir) / model_name
 
 
 def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step, gan, verbose, callbacks,
          tensorboard) -> Path:
     if run["limit"] is not None:
         images, labels = images[: run["limit"]], labels[: run["limit"]]
-    model_name = Path(run["model_name"])
-    model_path = model_name if model_name.parent != Path(".") else out_dir / model_name
+    model_path = _model_path(run, out_dir)
     # One real batch for each discriminator update of a step.
     batches = dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
                               start_step=start_step)
@@ -174,11 +190,16 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         diagrams.draw(networks.for_diagrams(config), out_dir / "architecture", quiet_failure=True)
     samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed,
                          classes=dataset.shown_classes())
-    guard = checkpoints.Checkpointer(gan, out_dir, interval=config.save_interval)
+    if start_step and start_step % config.save_interval == 0 or start_step == config.train_steps:
+        if not (out_dir / "samples" / f"step_{start_step:06d}.png").is_file():
+            samples.dump(start_step)  # a kill between the checkpoint and its grid: the grid is drawn now
+    loss_log = training_log.LossLog(gan, out_dir, interval=config.save_interval, start_step=start_step)
+    loss_log.draw_if_missing()
+    guard = checkpoints.Checkpointer(gan, out_dir, interval=config.save_interval, before_save=[loss_log.write_rows])
     all_callbacks = [
         guard,  # first: a NaN step stops here, before anything else records it
         samples,
-        training_log.LossLog(gan, out_dir, interval=config.save_interval, start_step=start_step),
+        loss_log,
         *callbacks,
     ]
     if tensorboard:

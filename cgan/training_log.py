@@ -85,6 +85,7 @@ class LossLog(keras.callbacks.Callback):
         self.path = self.run_dir / CSV_NAME
         self.columns = ("step", *gan.figure_names)
         self.rows: list[tuple] = []
+        self.last_step = start_step  # the newest step taken into `rows`
         self._truncate(start_step)
 
     def _truncate(self, start_step: int) -> None:
@@ -93,24 +94,51 @@ class LossLog(keras.callbacks.Callback):
         writer = csv.writer(kept)
         writer.writerow(self.columns)
         if start_step and self.path.is_file():
+            last = 0
             with open(self.path, newline="") as f:
                 for row in csv.DictReader(f):
-                    if int(row["step"]) <= start_step:
+                    # A kill mid-append can leave a cut last line ("1" of "12,0.5,..."): only whole rows of
+                    # increasing steps count.
+                    try:
+                        values = [float(row[c]) for c in self.columns]
+                    except (TypeError, ValueError, KeyError):
+                        continue
+                    step = int(values[0])
+                    if last < step <= start_step:
                         writer.writerow([row[c] for c in self.columns])
+                        last = step
         with atomic_path(self.path) as tmp:
             tmp.write_text(kept.getvalue())
 
+    def _collect(self) -> None:
+        """Take the steps of the last compiled call into `rows`, once each."""
+        for at, figures in self.gan.recent_steps():
+            if at > self.last_step:
+                self.rows.append((at, *(figures[c] for c in self.columns[1:])))
+                self.last_step = at
+
+    def draw_if_missing(self) -> None:
+        """Draw the loss curve of the rows on disk if it is missing (a kill before it was drawn)."""
+        if len(read_losses(self.run_dir)["step"]) and not (self.run_dir / CURVE_NAME).is_file():
+            plot_losses(self.run_dir)
+
     def on_train_batch_end(self, batch, logs=None):
-        recent = self.gan.recent_steps()
-        self.rows.extend((at, *(figures[c] for c in self.columns[1:])) for at, figures in recent)
-        if recent and recent[-1][0] % self.interval == 0:
+        self._collect()
+        if self.rows and self.rows[-1][0] % self.interval == 0:
             self.flush(draw=True)
 
     def on_train_end(self, logs=None):
         self.flush(draw=True)
 
+    def write_rows(self) -> None:
+        """Append every step so far to losses.csv now: the checkpointer calls this before it saves, so a
+        checkpoint never gets ahead of the rows on disk (a resume keeps the rows up to its checkpoint)."""
+        self._collect()
+        self.flush(draw=False)
+
     def flush(self, *, draw: bool) -> None:
         # Appending whole rows: a kill mid-write can cost the last line, which the next resume rewrites.
+        self._collect()
         if self.rows:
             with open(self.path, "a", newline="") as f:
                 csv.writer(f).writerows([row[0], *(f"{v:.6g}" for v in row[1:])] for row in self.rows)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,9 +81,20 @@ def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
     assert cgan_mnist.main(["--resume", str(tmp_path)]) == 2
     assert "not a training run folder" in capsys.readouterr().err
-    (tmp_path / RUN_FILE).write_text(json.dumps({"config": {}, "data": None, "limit": None, "model_name": "g.h5"}))
-    assert cgan_mnist.main(["--resume", str(tmp_path)]) == 2
-    assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(mnist_small, tmp_path, capsys):
+    config = tiny_config()
+    whole = load_generator(cgan_mnist.train(config, out_dir=tmp_path / "whole", data=mnist_small, verbose=False))
+    killed = tmp_path / "killed"  # what a kill after run.json and before the first checkpoint leaves
+    killed.mkdir()
+    run = json.loads((tmp_path / "whole" / RUN_FILE).read_text())
+    (killed / RUN_FILE).write_text(json.dumps(run))
+    assert cgan_mnist.main(["--resume", str(killed)]) == 0
+    assert "has no checkpoint yet: training it from the start" in capsys.readouterr().out
+    resumed = load_generator(killed / run["model_name"])
+    assert all(np.array_equal(a, b) for a, b in zip(whole.get_weights(), resumed.get_weights()))
 
 
 @pytest.mark.slow
@@ -188,3 +200,39 @@ def test_several_steps_per_call_still_log_and_guard_every_step(mnist_small, tmp_
     d_losses = [float(r["d_loss"]) for r in rows]
     assert len(set(d_losses)) == 10 and all(np.isfinite(d_losses))  # each step's own figure, not the call's last
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000005.png", "step_000010.png"]
+
+
+@pytest.mark.slow
+def test_a_resume_cleans_up_after_a_kill_and_refuses_a_second_process(mnist_small, tmp_path, capsys):
+    from cgan.files import folder_lock
+
+    config = tiny_config()
+    run_dir = tmp_path / "run"
+    cgan_mnist.train(config, out_dir=run_dir, data=mnist_small, verbose=False)
+    reference = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    # What a kill in the last writes leaves: temporaries, no final grid, no generator, a checkpoint ahead of the curve.
+    (run_dir / "checkpoints" / ".step_000006.npz.abcd.tmp.npz").write_bytes(b"half a checkpoint")
+    (run_dir / ".cgan_mnist.h5.efgh.tmp.h5").write_bytes(b"half a generator")
+    (run_dir / "samples" / "step_000006.png").unlink()
+    (run_dir / "cgan_mnist.h5").unlink()
+    (run_dir / "loss_curve.png").unlink()
+    with folder_lock(run_dir):  # another process is training in it
+        assert cgan_mnist.main(["--resume", str(run_dir)]) == 2
+        assert "is in use by another training process" in capsys.readouterr().err
+    assert cgan_mnist.main(["--resume", str(run_dir)]) == 0
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert sorted(after) == sorted(reference)  # no temporaries; the grid, the curve and the generator are back
+    assert after[Path("samples/step_000006.png")] == reference[Path("samples/step_000006.png")]
+    assert after[Path("losses.csv")] == reference[Path("losses.csv")]
+    resumed, whole = (load_generator(run_dir / "cgan_mnist.h5"), load_generator_bytes(reference, tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.get_weights(), resumed.get_weights()))
+    capsys.readouterr()
+    assert cgan_mnist.main(["--resume", str(run_dir)]) == 0  # a finished run is left as it is
+    assert "finished at step 6; nothing to train" in capsys.readouterr().out
+    assert {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == after
+
+
+def load_generator_bytes(files, tmp_path):
+    path = tmp_path / "reference.h5"
+    path.write_bytes(files[Path("cgan_mnist.h5")])
+    return load_generator(path)
