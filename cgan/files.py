@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
+import signal
 import tempfile
 from pathlib import Path
 
 from cgan.errors import UserError
+
+# The kill-safety test (tests/test_kills.py) sets CGAN_TEST_KILL_IN=NAME:N to SIGKILL this process in the
+# middle of the N-th write of a file whose name matches NAME (a glob); unset, `kill_point` does nothing.
+_KILL_IN = os.environ.get("CGAN_TEST_KILL_IN", "")
+_writes_seen: dict[str, int] = {}
+
+
+def kill_point(path) -> None:
+    """Where a write is half done: the kill-safety test's SIGKILL lands here when it asks for this file."""
+    if not _KILL_IN:
+        return
+    name, _, count = _KILL_IN.rpartition(":")
+    if fnmatch.fnmatch(Path(path).name, name):
+        _writes_seen[name] = _writes_seen.get(name, 0) + 1
+        if _writes_seen[name] == int(count):
+            os.kill(os.getpid(), signal.SIGKILL)
+
 
 # mkstemp creates files readable by their owner only; finished files get the usual permissions.
 _UMASK = os.umask(0)
@@ -50,6 +69,7 @@ def atomic_path(path, *, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        kill_point(path)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:

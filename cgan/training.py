@@ -103,6 +103,7 @@ def train(
     with folder_lock(out_dir):
         if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():  # again, now that it is ours
             raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
+        remove_temporaries(out_dir)  # of this command killed before it wrote run.json
         write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
         strategy = mirrored_strategy(verbose) if distribute else None
         return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
@@ -187,6 +188,7 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     if verbose and start_step == 0:
         print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
               f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
+    if verbose and (start_step == 0 or not any((out_dir / "architecture").glob("*.png"))):  # drawn once, or after a kill
         diagrams.draw(networks.for_diagrams(config), out_dir / "architecture", quiet_failure=True)
     samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed,
                          classes=dataset.shown_classes())

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cgan.backend import keras, tf
-from cgan.files import atomic_path
+from cgan.files import atomic_path, kill_point
 
 CSV_NAME, CURVE_NAME = "losses.csv", "loss_curve.png"
 LOSS_COLUMNS = ("d_loss", "g_loss")  # every loss reports these two first; the curve draws them on top
@@ -123,8 +123,11 @@ class LossLog(keras.callbacks.Callback):
             plot_losses(self.run_dir)
 
     def on_train_batch_end(self, batch, logs=None):
+        before = self.last_step
         self._collect()
-        if self.rows and self.rows[-1][0] % self.interval == 0:
+        recent = self.gan.recent_steps()
+        # At a dump (the checkpointer may have written the rows already): the rest of the rows, and the curve.
+        if recent and recent[-1][0] % self.interval == 0 and recent[-1][0] >= before:
             self.flush(draw=True)
 
     def on_train_end(self, logs=None):
@@ -140,8 +143,14 @@ class LossLog(keras.callbacks.Callback):
         # Appending whole rows: a kill mid-write can cost the last line, which the next resume rewrites.
         self._collect()
         if self.rows:
+            text = io.StringIO()
+            csv.writer(text).writerows([row[0], *(f"{v:.6g}" for v in row[1:])] for row in self.rows)
+            text = text.getvalue()
             with open(self.path, "a", newline="") as f:
-                csv.writer(f).writerows([row[0], *(f"{v:.6g}" for v in row[1:])] for row in self.rows)
+                f.write(text[: len(text) // 2])
+                f.flush()
+                kill_point(self.path)
+                f.write(text[len(text) // 2 :])
             self.rows.clear()
         if draw:
             plot_losses(self.run_dir)
