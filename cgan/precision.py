@@ -22,7 +22,7 @@ from pathlib import Path
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 MARGIN = 1.05  # bfloat16 must be this much faster to be chosen: within noise, float32 is the simpler numerics
-WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 6, 3
+WARMUP_STEPS, TIMED_STEPS, ROUNDS = 15, 10, 3  # bfloat16 runs its first few steps much slower (measured)
 # Config fields that change how much work one step is; the rest (rates, seeds, schedules) do not.
 WORK_FIELDS = ("dataset", "condition", "batch_size", "latent_dim", "g_width", "g_extra_convs", "d_width", "d_extra_convs",
                "loss", "critic_steps", "unconditional")
