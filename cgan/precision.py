@@ -78,11 +78,11 @@ def _remember(key: str, entry: dict) -> None:
         pass
 
 
-def step_time(config, networks, precision: str, dataset) -> float:
-    """Median seconds of one training step of `config` in `precision`, on random images, after a warm-up."""
+def _runner(config, networks, precision: str, dataset):
+    """A function running n training steps of `config` in `precision` on random images."""
     import numpy as np
 
-    from cgan.backend import keras, tf
+    from cgan.backend import tf
     from cgan.gan import make_gan
 
     gan = make_gan(dataclasses.replace(config, precision=precision), networks)
@@ -92,15 +92,31 @@ def step_time(config, networks, precision: str, dataset) -> float:
     images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
     labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    gan.fit(batches, epochs=1, steps_per_epoch=WARMUP_STEPS, verbose=0, shuffle=False)
-    times = []
+    return lambda steps: gan.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+
+def step_times(config, networks, dataset) -> dict[str, float]:
+    """Median seconds of one training step of `config` in each precision, after a warm-up.
+
+    The precisions are timed in alternating rounds, so that a busy spell of the machine
+    slows both rather than one.
+    """
+    import numpy as np
+
+    from cgan.backend import keras
+
+    runners = {precision: _runner(config, networks, precision, dataset) for precision in POLICIES}
+    for run in runners.values():
+        run(WARMUP_STEPS)
+    times = {precision: [] for precision in POLICIES}
     for _ in range(ROUNDS):
-        start = time.perf_counter()
-        gan.fit(batches, epochs=1, steps_per_epoch=TIMED_STEPS, verbose=0, shuffle=False)
-        times.append((time.perf_counter() - start) / TIMED_STEPS)
-    del gan
+        for precision, run in runners.items():
+            start = time.perf_counter()
+            run(TIMED_STEPS)
+            times[precision].append((time.perf_counter() - start) / TIMED_STEPS)
+    del runners
     keras.backend.clear_session(free_memory=True)
-    return float(np.median(times))
+    return {precision: float(np.median(t)) for precision, t in times.items()}
 
 
 def resolve(config, networks, *, verbose: bool = True):
@@ -113,7 +129,7 @@ def resolve(config, networks, *, verbose: bool = True):
     entry = _read_cache().get(key)
     if entry is None:
         dataset = data_of(config)
-        times = {p: step_time(config, networks, p, dataset) for p in POLICIES}
+        times = step_times(config, networks, dataset)
         choice = "bfloat16" if times["bfloat16"] * MARGIN < times["float32"] else "float32"
         entry = {"choice": choice, "ms_per_step": {p: round(1000 * t, 1) for p, t in times.items()},
                  "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M")}

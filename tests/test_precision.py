@@ -22,11 +22,11 @@ def cache(tmp_path, monkeypatch):
 def fake_times(monkeypatch, float32_ms, bfloat16_ms):
     calls = []
 
-    def step_time(config, networks, chosen, dataset):
-        calls.append(chosen)
-        return {"float32": float32_ms, "bfloat16": bfloat16_ms}[chosen] / 1000
+    def step_times(config, networks, dataset):
+        calls.extend(["float32", "bfloat16"])
+        return {"float32": float32_ms / 1000, "bfloat16": bfloat16_ms / 1000}
 
-    monkeypatch.setattr(precision, "step_time", step_time)
+    monkeypatch.setattr(precision, "step_times", step_times)
     return calls
 
 
