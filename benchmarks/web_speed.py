@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -137,14 +136,6 @@ def measure(page, *, changes: int = 50) -> dict:
     return {"one_per_class": {"images": classes, **per_class}, "grid16": {"images": 16, **grid16}}
 
 
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", default=str(ROOT / "cgan_mnist.h5"))
@@ -177,7 +168,9 @@ def main(argv=None) -> dict:
         version = browser.version
         browser.close()
 
-    result = {"cpu": cpu_name(), "chromium": version, "generator": Path(args.generator).name, "rounds": rounds}
+    from cgan.precision import cpu_description
+
+    result = {"cpu": cpu_description(), "chromium": version, "generator": Path(args.generator).name, "rounds": rounds}
     lines = [f"web_speed: {result['generator']} in Chromium {version} (headless), onnxruntime-web wasm, 1 thread; CPU: {result['cpu']}"]
     for i, r in enumerate(rounds, 1):
         one, grid = r["one_per_class"], r["grid16"]

@@ -12,18 +12,6 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def class_argument(dataset):
-    """An argparse `type` accepting one class of `dataset` by number or name."""
-
-    def parse(text: str) -> int:
-        try:
-            return dataset.parse_class(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
 def flags_markdown(group: argparse._ArgumentGroup) -> str:
     """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text.
 

@@ -70,11 +70,12 @@ def _read_cache() -> dict:
 
 
 def _remember(key: str, entry: dict) -> None:
+    from cgan.errors import UserError
     from cgan.files import write_text
 
     try:
         write_text(cache_file(), json.dumps({**_read_cache(), key: entry}, indent=2) + "\n")
-    except (OSError, Exception):  # a read-only home costs a measurement next time, nothing more
+    except (OSError, UserError):  # a read-only home or a file in the way costs a measurement next time
         pass
 
 

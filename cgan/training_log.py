@@ -123,12 +123,12 @@ class LossLog(keras.callbacks.Callback):
             plot_losses(self.run_dir)
 
     def on_train_batch_end(self, batch, logs=None):
-        before = self.last_step
-        self._collect()
         recent = self.gan.recent_steps()
         # At a dump (the checkpointer may have written the rows already): the rest of the rows, and the curve.
-        if recent and recent[-1][0] % self.interval == 0 and recent[-1][0] >= before:
+        if recent and recent[-1][0] % self.interval == 0:
             self.flush(draw=True)
+        else:
+            self._collect()
 
     def on_train_end(self, logs=None):
         self.flush(draw=True)
@@ -136,7 +136,6 @@ class LossLog(keras.callbacks.Callback):
     def write_rows(self) -> None:
         """Append every step so far to losses.csv now: the checkpointer calls this before it saves, so a
         checkpoint never gets ahead of the rows on disk (a resume keeps the rows up to its checkpoint)."""
-        self._collect()
         self.flush(draw=False)
 
     def flush(self, *, draw: bool) -> None:
