@@ -42,8 +42,8 @@ from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.config import Config, data_of
 from cgan.data import MNIST, PAIRS_BELOW50, PAIRS_NUMBER, Dataset, dataset_of
-from cgan.errors import TrainingStopped, UserError
-from cgan.files import check_folder
+from cgan.errors import InputError, TrainingStopped, UserError
+from cgan.files import check_file, check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
 from cgan.sampling import LABEL_EMBEDDING, class_count, generate, load_generator
@@ -249,6 +249,31 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def _check_flags(parser: ArgumentParser, args) -> None:
+    """UserError for a flag given that does not apply to what the command does (rather than ignore it)."""
+    groups = {g.title: {a.dest for a in g._group_actions} for g in parser._action_groups}
+    options = {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
+
+    def refuse(dests: set[str], why: str) -> None:
+        hit = [dest for dest in options if dest in args.given & dests]
+        if hit:
+            raise UserError(f"{options[hit[0]]} {why}")
+
+    training, page = groups["training"], groups["the page (with --serve)"]
+    if not args.serve:
+        refuse(page, "is for the page: it needs --serve")
+    if args.generator or args.serve or args.export_web:
+        what = "--evaluate" if args.evaluate else "--generator" if args.generator else "--serve or --export-web"
+        refuse(training - ({"data"} if args.evaluate else set()), f"is a training flag; it does not apply with {what}")
+        refuse({"resume", "dry_run"}, f"does not go with {what}")
+    elif args.resume:
+        refuse(training - {"tensorboard", "distribute"} | {"out_dir", "seed", "condition"},
+               f"cannot change a resumed run: --resume {args.resume} continues with the settings it recorded "
+               "(start a new run to change them)")
+    if not (args.generator or args.serve or args.export_web or args.evaluate):
+        refuse(groups["sampling (with --generator)"] - {"export_onnx", "json"}, "is for sampling: it needs --generator PATH")
+
+
 def _sample(args) -> list[Path]:
     """Sampling from the command line: grids, morphs and walks, with optional GIF and npz."""
     if args.count is not None and not 1 <= args.count <= MAX_COUNT:
@@ -257,11 +282,13 @@ def _sample(args) -> list[Path]:
         raise UserError(f"--frames must be between 2 and 1000, got {args.frames}")
     if args.gif and args.interpolate is None and args.walk is None:
         raise UserError("--gif needs --interpolate A B or --walk N")
-    if args.save_npz and Path(args.save_npz).suffix != ".npz":
+    if args.save_npz and (Path(args.save_npz).suffix != ".npz" or args.save_npz.endswith("/")):
         raise UserError(f"--save-npz must name a .npz file, got {args.save_npz}")
     generator = load_generator(args.generator)
     # Before drawing or writing anything: a file in the way of either output stops it here.
     out_dir = check_folder(args.out_dir or "samples")
+    if args.save_npz:
+        check_file(args.save_npz)  # before anything is written
     if args.save_npz:
         check_folder(Path(args.save_npz).parent)
     dataset = dataset_of(generator)
@@ -389,8 +416,10 @@ def config_from_args(args) -> Config:
 def main(argv=None) -> int:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, KeyboardInterrupt is handled below
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        _check_flags(parser, args)
         if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
             raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
         if args.plot_architecture:
@@ -402,7 +431,7 @@ def main(argv=None) -> int:
             try:
                 print(f"wrote {training_log.plot_losses(args.plot_losses)}")
             except (OSError, ValueError, KeyError) as exc:
-                raise UserError(f"{args.plot_losses}: no readable losses.csv ({type(exc).__name__})") from None
+                raise InputError(f"{args.plot_losses}: no readable losses.csv ({type(exc).__name__})") from None
         elif args.serve or args.export_web:
             from cgan import web_app
 
@@ -442,7 +471,7 @@ def main(argv=None) -> int:
         return 0
     except UserError as exc:
         print(f"cgan_mnist.py: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except TrainingStopped as exc:
         print(f"cgan_mnist.py: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -11,6 +11,23 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """The parsed arguments, with `given`: the dests of the options the command line named.
+
+        Lets a command refuse flags that do not apply to what it does, rather than ignore them.
+        """
+        saved = {action: action.default for action in self._actions}
+        try:
+            for action in self._actions:
+                action.default = argparse.SUPPRESS
+            given = set(vars(super().parse_args(args)))
+        finally:
+            for action, default in saved.items():
+                action.default = default
+        parsed = super().parse_args(args, namespace)
+        parsed.given = given
+        return parsed
+
 
 def flags_markdown(group: argparse._ArgumentGroup) -> str:
     """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cgan import ROOT
-from cgan.errors import UserError
+from cgan.errors import InputError, UserError
 
 # ---------------------------------------------------------------------------
 # Pixels
@@ -122,7 +122,7 @@ class Dataset:
         return " (or one of " + ", ".join(name.lower() for name in self.class_names) + ")"
 
     def load(self, path: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-        """Images (uint8, (n, h, w)) and labels (int32, (n,)) of `split`; UserError naming the path and what was expected."""
+        """Images (uint8, (n, h, w)) and labels (int32, (n,)) of `split`; InputError naming the path and what was expected."""
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if path is None:
@@ -136,22 +136,22 @@ class Dataset:
             try:
                 return self._check(_read_idx(image_file), _read_idx(label_file), str(path))
             except (OSError, EOFError, gzip.BadGzipFile, struct.error) as exc:
-                raise UserError(f"{path}: could not read the IDX files ({exc})") from None
+                raise InputError(f"{path}: could not read the IDX files ({exc})") from None
         if not path.exists():
-            raise UserError(f"{path}: no such file or folder (expected an {self.title} .npz or a folder of IDX files)")
+            raise InputError(f"{path}: no such file or folder (expected an {self.title} .npz or a folder of IDX files)")
         keys = ("x_train", "y_train") if split == "train" else ("x_test", "y_test")
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in keys if k not in data.files]
                 if missing:
-                    raise UserError(f"{path}: expected arrays {', '.join(keys)} (Keras {self.title} layout), "
-                                    f"missing {', '.join(missing)}")
+                    raise InputError(f"{path}: expected arrays {', '.join(keys)} (Keras {self.title} layout), "
+                                     f"missing {', '.join(missing)}")
                 return self._check(data[keys[0]], data[keys[1]], str(path))
         except UserError:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: not a readable .npz file ({type(exc).__name__}); "
-                            f"expected the Keras {self.title} layout") from None
+            raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__}); "
+                             f"expected the Keras {self.title} layout") from None
 
     def _load_from_keras(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         from cgan.backend import keras
@@ -159,8 +159,8 @@ class Dataset:
         try:
             (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, self.keras_name).load_data()
         except Exception as exc:  # no internet, no cache
-            raise UserError(f"no data: {self.default_path} is missing and keras.datasets.{self.keras_name} could not "
-                            f"download ({type(exc).__name__}); pass --data PATH") from None
+            raise InputError(f"no data: {self.default_path} is missing and keras.datasets.{self.keras_name} could not "
+                             f"download ({type(exc).__name__}); pass --data PATH") from None
         pair = (x_train, y_train) if split == "train" else (x_test, y_test)
         return self._check(*pair, f"keras.datasets.{self.keras_name}")
 
@@ -168,15 +168,15 @@ class Dataset:
         images, labels = np.asarray(images), np.asarray(labels)
         shape = self.image_shape[:2]
         if images.ndim != 3 or images.shape[1:] != shape or images.dtype != np.uint8:
-            raise UserError(f"{source}: expected uint8 images of shape (n, {shape[0]}, {shape[1]}), "
-                            f"got {images.dtype} {images.shape}")
+            raise InputError(f"{source}: expected uint8 images of shape (n, {shape[0]}, {shape[1]}), "
+                             f"got {images.dtype} {images.shape}")
         if labels.shape != (len(images),):
-            raise UserError(f"{source}: expected {len(images)} labels, got shape {labels.shape}")
+            raise InputError(f"{source}: expected {len(images)} labels, got shape {labels.shape}")
         if len(images) == 0:
-            raise UserError(f"{source}: holds no images")
+            raise InputError(f"{source}: holds no images")
         if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise UserError(f"{source}: labels must be {self.class_word}s {self.class_range()}, "
-                            f"found {labels.min()}..{labels.max()}")
+            raise InputError(f"{source}: labels must be {self.class_word}s {self.class_range()}, "
+                             f"found {labels.min()}..{labels.max()}")
         return images, labels.astype(np.int32)
 
     def _find_idx(self, folder: Path, stem: str) -> Path:
@@ -184,7 +184,7 @@ class Dataset:
         for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-        raise UserError(f"{folder}: expected {stem} or {stem}.gz (the {self.title} IDX files) in this folder")
+        raise InputError(f"{folder}: expected {stem} or {stem}.gz (the {self.title} IDX files) in this folder")
 
     def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0):
         """The training batches of these images from `start_step` on (see `shuffled_batches`)."""
@@ -289,14 +289,14 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if len(data) < 4:
-        raise UserError(f"{path}: too short to be an IDX file")
+        raise InputError(f"{path}: too short to be an IDX file")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise UserError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+        raise InputError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise UserError(f"{path}: header promises shape {shape} but the file holds {body.size} bytes of data")
+        raise InputError(f"{path}: header promises shape {shape} but the file holds {body.size} bytes of data")
     return body.reshape(shape)
 
 
@@ -315,7 +315,7 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
 
     n = len(images)
     if n < batch_size:
-        raise UserError(f"the data holds {n} images, fewer than one batch of {batch_size}")
+        raise InputError(f"the data holds {n} images, fewer than one batch of {batch_size}")
     x, y = tf.constant(images), tf.constant(labels.astype(np.int32).reshape(-1, 1))
 
     def batch_at(step):

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from cgan.backend import keras
-from cgan.errors import UserError
+from cgan.errors import InputError
 from cgan.files import atomic_path, make_folder
 
 
@@ -18,7 +18,7 @@ def draw(models, folder, *, quiet_failure: bool = False) -> list[Path]:
         if quiet_failure:
             print(f"note: skipped {message}", flush=True)
             return []
-        raise UserError(message)
+        raise InputError(message)
     make_folder(folder)
     written = []
     for model in models:
@@ -30,6 +30,6 @@ def draw(models, folder, *, quiet_failure: bool = False) -> list[Path]:
             if quiet_failure:
                 print(f"note: skipped architecture diagrams ({type(exc).__name__}: {exc})", flush=True)
                 return written
-            raise UserError(f"could not draw {path}: {exc}") from None
+            raise InputError(f"could not draw {path}: {exc}") from None
         written.append(path)
     return written

@@ -1,19 +1,29 @@
-"""How good is a generator? Label accuracy, Frechet distance and diversity, against the real data.
+"""How good is a generator? Label accuracy, Frechet distances, precision, recall and diversity, against real data.
 
-All three figures come from one small classifier of the generator's dataset
-(`models/mnist_classifier.keras`, `models/fashion_classifier.keras`, trained by
-`python -m cgan.evaluation --train-classifier [--dataset fashion]`):
+Two feature networks of different design judge the images, each trained by the project
+(`python -m cgan.evaluation --train-classifier [--dataset fashion] [--judge resnet]`), so that
+settings chosen by one network's figures can be checked by the other's:
 
-- label accuracy: the share of samples the classifier reads as the digit asked for;
-- Frechet distance: between Gaussians fitted to the classifier's penultimate
-  features of the samples and of the 10,000 real test digits (the idea of
-  TF-GAN's `mnist_frechet_distance`; 0 is identical statistics);
-- diversity ratio: mean pairwise feature distance within each digit, divided
-  by the same for real test digits (1.0: as varied as real handwriting;
-  near 0: mode collapse).
+- `convnet` (`models/mnist_classifier.keras`, `models/fashion_classifier.keras`): two
+  conv-conv-pool stages and a dense layer; it also reads the labels;
+- `resnet` (`models/mnist_resnet.keras`, `models/fashion_resnet.keras`): a small residual
+  network with batch norm and global average pooling, trained with another seed and with
+  rotations and zooms as well as shifts.
 
-The same figures for 1,000 real training digits of each class (10,000 in all) are
-the reference line.
+The figures:
+
+- label accuracy: the share of samples the convnet reads as the class asked for;
+- Frechet distance, under each judge: between Gaussians fitted to its 128 penultimate
+  features of the samples and of the 10,000 real test images (the idea of TF-GAN's
+  `mnist_frechet_distance`; 0 is identical statistics);
+- precision and recall under each judge (Kynkaanniemi et al., 2019, k = 3): the share of
+  samples inside the real images' neighbourhoods (fidelity), and of real images inside the
+  samples' (coverage);
+- diversity ratio: mean pairwise convnet-feature distance within each class, divided by the
+  same for real test images (1.0: as varied as the real data; near 0: mode collapse).
+
+The same figures for 1,000 real training images of each class (10,000 in all) are the
+reference line.
 
 A generator of two-digit pairs (28x56) is read half by half with the MNIST classifier
 (`score_pairs`): the share of pairs whose read number meets the condition asked for, the
@@ -34,21 +44,24 @@ from cgan import ROOT
 from cgan.backend import keras, tf
 from cgan.cli import ArgumentParser
 from cgan.data import FASHION, MNIST, Dataset, PairsDataset, dataset_of, preprocess
-from cgan.errors import UserError
+from cgan.errors import InputError, UserError
 from cgan.files import atomic_path
 from cgan.sampling import class_count, generate, load_generator
 
 CLASSIFIERS = {MNIST.key: ROOT / "models" / "mnist_classifier.keras", FASHION.key: ROOT / "models" / "fashion_classifier.keras"}
 DEFAULT_CLASSIFIER = CLASSIFIERS[MNIST.key]
 CLASSIFIER_EPOCHS = {MNIST.key: 4, FASHION.key: 10}
+JUDGES = ("convnet", "resnet")  # the feature networks: the first also reads the labels, the second is a second opinion
 FEATURE_LAYER = "features"
 CONFIDENT = 0.9  # a pair's half counts as read with confidence at this top probability
+NEIGHBOURS = 3  # k of the k-nearest-neighbour precision and recall
 layers = keras.layers
 
 
-def classifier_path(dataset: Dataset) -> Path:
-    """Where the evaluation classifier of `dataset` is kept (pairs are read by the MNIST one)."""
-    return CLASSIFIERS[MNIST.key if isinstance(dataset, PairsDataset) else dataset.key]
+def classifier_path(dataset: Dataset, judge: str = "convnet") -> Path:
+    """Where feature network `judge` of `dataset` is kept (pairs are read by MNIST's)."""
+    key = MNIST.key if isinstance(dataset, PairsDataset) else dataset.key
+    return CLASSIFIERS[key] if judge == "convnet" else ROOT / "models" / f"{key}_{judge}.keras"
 
 
 # ---------------------------------------------------------------------------
@@ -72,25 +85,65 @@ def build_classifier(dataset: Dataset = MNIST) -> keras.Model:
     return keras.Model(image, logits, name=f"{dataset.name}_classifier")
 
 
-def train_classifier(path=None, *, dataset: Dataset = MNIST, data=None, epochs: int | None = None, limit: int | None = None,
-                     seed: int = 0, verbose: int = 2) -> tuple[Path, float]:
-    """Train the evaluation classifier of `dataset` on its training set; return (saved path, test accuracy)."""
-    path = classifier_path(dataset) if path is None else path
+def build_resnet(dataset: Dataset = MNIST) -> keras.Model:
+    """The second judge: a small residual network with batch norm and global average pooling.
+
+    A different design from `build_classifier` (no max pooling, no flattened 7x7 map): its
+    `features` (128) summarise the image after averaging over positions, so its distances
+    weigh other aspects of the images than the first network's.
+    """
+    image = keras.Input(dataset.image_shape, name="image")
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False)(image)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for width, stride in ((32, 1), (64, 2), (96, 2)):  # 28x28x32, 14x14x64, 7x7x96
+        shortcut = x
+        if stride != 1 or x.shape[-1] != width:
+            shortcut = layers.BatchNormalization()(layers.Conv2D(width, 1, strides=stride, use_bias=False)(x))
+        y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
+        y = layers.ReLU()(layers.BatchNormalization()(y))
+        y = layers.BatchNormalization()(layers.Conv2D(width, 3, padding="same", use_bias=False)(y))
+        x = layers.ReLU()(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    features = layers.Dense(128, activation="relu", name=FEATURE_LAYER)(x)
+    logits = layers.Dense(dataset.num_classes, name="logits")(layers.Dropout(0.2)(features))
+    return keras.Model(image, logits, name=f"{dataset.name}_resnet")
+
+
+def _augmentation(judge: str, seed: int) -> keras.Sequential:
+    """The random distortions each judge trains with."""
+    if judge == "convnet":
+        # Small shifts make the classifier read off-centre generated digits as a person would. (Keras'
+        # default fill mode, reflect, ignores fill_value: the shipped classifiers trained that way.)
+        return keras.Sequential([layers.RandomTranslation(0.08, 0.08, fill_value=-1.0, seed=seed)])
+    fill = {"fill_mode": "constant", "fill_value": -1.0, "seed": seed}
+    # Rotations, zooms and larger shifts: a different view of what counts as the same digit.
+    return keras.Sequential([layers.RandomRotation(0.03, **fill), layers.RandomZoom(0.1, **fill),
+                             layers.RandomTranslation(0.1, 0.1, **fill)])
+
+
+JUDGE_SEEDS = {"convnet": 0, "resnet": 1}
+BUILDERS = {"convnet": build_classifier, "resnet": build_resnet}
+
+
+def train_classifier(path=None, *, dataset: Dataset = MNIST, judge: str = "convnet", data=None, epochs: int | None = None,
+                     limit: int | None = None, seed: int | None = None, verbose: int = 2) -> tuple[Path, float]:
+    """Train feature network `judge` of `dataset` on its training set; return (saved path, test accuracy)."""
+    path = classifier_path(dataset, judge) if path is None else path
     epochs = CLASSIFIER_EPOCHS[dataset.key] if epochs is None else epochs
+    seed = JUDGE_SEEDS[judge] if seed is None else seed
     keras.utils.set_random_seed(seed)
     x_train, y_train = dataset.load(data, "train")
     x_test, y_test = dataset.load(data, "test")
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    model = build_classifier(dataset)
+    model = BUILDERS[judge](dataset)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch: 1e-3 * 0.5 ** (epoch * 4 / epochs))
-    # Small shifts make the classifier read off-centre generated digits as a person would.
-    augment = keras.Sequential([layers.RandomTranslation(0.08, 0.08, fill_value=-1.0, seed=seed)])
+    augment = _augmentation(judge, seed)
     ds = tf.data.Dataset.from_tensor_slices((preprocess(x_train), y_train)).shuffle(len(x_train), seed=seed)
     ds = ds.batch(128).map(lambda x, y: (augment(x, training=True), y)).prefetch(tf.data.AUTOTUNE)
     model.fit(ds, epochs=epochs, callbacks=[schedule], verbose=verbose, shuffle=False)
@@ -101,15 +154,15 @@ def train_classifier(path=None, *, dataset: Dataset = MNIST, data=None, epochs: 
 
 
 def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
-    """The evaluation classifier; UserError (with the command that makes it) if missing or broken."""
+    """The evaluation classifier; InputError (with the command that makes it) if missing or broken."""
     path = Path(path)
     if not path.is_file():
         which = " --dataset fashion" if path == CLASSIFIERS[FASHION.key] else ""
-        raise UserError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier{which}`")
+        raise InputError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier{which}`")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise UserError(f"{path}: not a loadable classifier ({type(exc).__name__})") from None
+        raise InputError(f"{path}: not a loadable classifier ({type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +173,11 @@ def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
 class Scores:
     """The evaluator's figures for one set of images: labelled, or (from an unconditional generator) not.
 
+    `frechet_distance` and `diversity` are the first judge's (the classifier that reads the
+    labels); `distances`, `precision` and `recall` hold each judge's, by name (`JUDGES`).
+    Precision is the share of the images that fall inside the real images' k-nearest-neighbour
+    balls in feature space (fidelity), recall the share of real images inside the images' balls
+    (coverage), with k = 3 (Kynkaanniemi et al., 2019).
     Without labels, accuracy is None and diversity groups the images by the class the
     classifier reads; `class_shares` (the share of the images read as each class) and
     `kl_to_uniform` (KL divergence of those shares from equal shares, 0 when every class is
@@ -134,29 +192,67 @@ class Scores:
     count: int
     class_shares: tuple[float, ...] = ()
     kl_to_uniform: float = float("nan")
+    distances: dict[str, float] = dataclasses.field(default_factory=dict)
+    precision: dict[str, float] = dataclasses.field(default_factory=dict)
+    recall: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def worst_distance(self) -> float:
+        """The larger of the judges' Frechet distances."""
+        return max(self.distances.values(), default=self.frechet_distance)
 
 
-class Evaluator:
-    """Scores labelled uint8 images against the real test images of `dataset` through one classifier."""
+class _FeatureSpace:
+    """One judge's view of the real test images: its features of them, their statistics and neighbour radii."""
 
-    def __init__(self, classifier: keras.Model | None = None, *, data=None, dataset: Dataset = MNIST):
-        self.dataset = dataset
-        self.num_classes = dataset.num_classes
-        self.classifier = classifier if classifier is not None else load_classifier(classifier_path(dataset))
-        self.features_model = keras.Model(self.classifier.input, [
-            self.classifier.get_layer(FEATURE_LAYER).output, self.classifier.output])
-        x_test, y_test = dataset.load(data, "test")
-        feats, _ = self._run(x_test)
-        self.ref_mu, self.ref_sigma = feats.mean(0), np.cov(feats, rowvar=False)
-        self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(self.num_classes)])
+    def __init__(self, classifier: keras.Model, real_images: np.ndarray):
+        self.model = keras.Model(classifier.input, [classifier.get_layer(FEATURE_LAYER).output, classifier.output])
+        self.real, _ = self.run(real_images)
+        self.mu, self.sigma = self.real.mean(0), np.cov(self.real, rowvar=False)
+        self._radii = None
 
-    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
         for i in range(0, len(images), 1000):
-            f, l = self.features_model(preprocess(images[i : i + 1000]), training=False)
+            f, l = self.model(preprocess(images[i : i + 1000]), training=False)
             feats.append(np.asarray(f, np.float64))
             logits.append(np.asarray(l))
         return np.concatenate(feats), np.concatenate(logits)
+
+    def distance(self, feats: np.ndarray) -> float:
+        return frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), self.mu, self.sigma)
+
+    def precision_recall(self, feats: np.ndarray) -> tuple[float, float]:
+        if self._radii is None:
+            self._radii = _neighbour_radii(self.real)
+        return (_share_covered(feats, self.real, self._radii),
+                _share_covered(self.real, feats, _neighbour_radii(feats)))
+
+
+class Evaluator:
+    """Scores labelled uint8 images against the real test images of `dataset` through its judges.
+
+    `classifier` (default: the dataset's convnet) reads the labels and gives the first set of
+    features; `second` (default: the dataset's resnet; False for none) gives the second.
+    """
+
+    def __init__(self, classifier: keras.Model | None = None, *, data=None, dataset: Dataset = MNIST,
+                 second: keras.Model | bool | None = None):
+        self.dataset = dataset
+        self.num_classes = dataset.num_classes
+        self.classifier = classifier if classifier is not None else load_classifier(classifier_path(dataset))
+        if second is None:
+            second = load_classifier(classifier_path(dataset, "resnet"))
+        x_test, y_test = dataset.load(data, "test")
+        self.spaces = {"convnet": _FeatureSpace(self.classifier, x_test)}
+        if second is not False:
+            self.spaces["resnet"] = _FeatureSpace(second, x_test)
+        feats = self.spaces["convnet"].real
+        self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(self.num_classes)])
+
+    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first judge's features and logits of uint8 images."""
+        return self.spaces["convnet"].run(images)
 
     def score(self, images: np.ndarray, labels: np.ndarray | None) -> Scores:
         """Figures for uint8 images (n, h, w) that were meant to show digits `labels` (None: any digits)."""
@@ -168,6 +264,11 @@ class Evaluator:
             raise ValueError(f"expected uint8 images (n, {shape[0]}, {shape[1]}) and n labels, "
                              f"got {images.dtype} {images.shape}, {None if labels is None else labels.shape}")
         feats, logits = self._run(images)
+        distances, precision, recall = {}, {}, {}
+        for name, space in self.spaces.items():
+            judged = feats if name == "convnet" else space.run(images)[0]
+            distances[name] = space.distance(judged)
+            precision[name], recall[name] = space.precision_recall(judged)
         read = logits.argmax(1)
         groups = read if labels is None else labels
         spread = [
@@ -185,12 +286,15 @@ class Evaluator:
         return Scores(
             accuracy=accuracy,
             per_digit_accuracy=per_digit,
-            frechet_distance=frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), self.ref_mu, self.ref_sigma),
+            frechet_distance=distances["convnet"],
             diversity=float(np.nanmean(spread)),
             per_digit_diversity=tuple(float(s) for s in spread),
             count=len(images),
             class_shares=tuple(float(x) for x in shares),
             kl_to_uniform=float(np.sum(shares[present] * np.log(shares[present] * classes))),
+            distances=distances,
+            precision=precision,
+            recall=recall,
         )
 
     def score_generator(self, generator, *, per_digit: int = 1000, seed: int = 0) -> Scores:
@@ -199,6 +303,25 @@ class Evaluator:
             return self.score(generate(generator, count=per_digit * self.num_classes, seed=seed), None)
         digits = np.repeat(np.arange(self.num_classes), per_digit)
         return self.score(generate(generator, digits, seed=seed), digits)
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """All squared Euclidean distances between the rows of `a` and of `b` (float32, (len(a), len(b)))."""
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    return np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T, 0)
+
+
+def _neighbour_radii(feats: np.ndarray, k: int = NEIGHBOURS, block: int = 1000) -> np.ndarray:
+    """Each row's squared distance to its k-th nearest other row (the row itself is at index 0)."""
+    return np.concatenate([np.partition(_squared_distances(feats[i : i + block], feats), k, axis=1)[:, k]
+                           for i in range(0, len(feats), block)])
+
+
+def _share_covered(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, block: int = 1000) -> float:
+    """The share of `points` within the squared radius `radii` of at least one of `centres`."""
+    inside = [(_squared_distances(points[i : i + block], centres) <= radii[None, :]).any(1)
+              for i in range(0, len(points), block)]
+    return float(np.concatenate(inside).mean())
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -241,24 +364,34 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     return evaluator.score(x_train[pick], y_train[pick])
 
 
+def _judged(s: Scores) -> tuple[str, str]:
+    """The header and the row cells of the judges' figures: each distance, then precision and recall per judge."""
+    names = list(s.distances) or ["convnet"]
+    head = "".join(f"{'FD ' + n[:4]:>9}" for n in names) + f"{'precision':>12}{'recall':>12}"
+    distances = s.distances or {"convnet": s.frechet_distance}
+    pair = lambda d: "/".join(f"{d[n]:.3f}" for n in names) if d else "-"  # noqa: E731
+    return head, "".join(f"{distances[n]:9.2f}" for n in names) + f"{pair(s.precision):>12}{pair(s.recall):>12}"
+
+
 def format_table(rows: dict[str, Scores]) -> str:
-    """A plain-text table, one row per scored set; class spread instead of accuracy when a set has no labels."""
-    classes = len(next(iter(rows.values())).per_digit_diversity)
+    """A plain-text table, one row per scored set; class spread instead of accuracy when a set has no labels.
+
+    The judges' columns: a Frechet distance for each, then precision and recall as convnet/resnet.
+    """
+    first = next(iter(rows.values()))
+    classes, judged_head = len(first.per_digit_diversity), _judged(first)[0]
     if any(s.accuracy is None for s in rows.values()):
-        lines = [f"{'':<12}{'FD':>8}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each class 0..{classes - 1} (%)"]
+        lines = [f"{'':<12}{judged_head}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each class 0..{classes - 1} (%)"]
         for name, s in rows.items():
             shares = " ".join(f"{100 * x:5.1f}" for x in s.class_shares)
-            lines.append(f"{name:<12}{s.frechet_distance:8.2f}{s.diversity:10.3f}{100 * max(s.class_shares):6.1f}%"
+            lines.append(f"{name:<12}{_judged(s)[1]}{s.diversity:10.3f}{100 * max(s.class_shares):6.1f}%"
                          f"{100 * min(s.class_shares):6.1f}%{s.kl_to_uniform:7.3f}   {shares}")
         return "\n".join(lines)
-    head = f"{'':<12}{'accuracy':>9}{'worst':>7}{'FD':>8}{'diversity':>10}   per-class accuracy 0..{classes - 1} (%)"
-    lines = [head]
+    lines = [f"{'':<12}{'accuracy':>9}{'worst':>7}{judged_head}{'diversity':>10}   per-class accuracy 0..{classes - 1} (%)"]
     for name, s in rows.items():
         per = " ".join(f"{100 * a:5.1f}" for a in s.per_digit_accuracy)
-        lines.append(
-            f"{name:<12}{100 * s.accuracy:8.2f}%{100 * min(s.per_digit_accuracy):6.1f}%"
-            f"{s.frechet_distance:8.2f}{s.diversity:10.3f}   {per}"
-        )
+        lines.append(f"{name:<12}{100 * s.accuracy:8.2f}%{100 * min(s.per_digit_accuracy):6.1f}%{_judged(s)[1]}"
+                     f"{s.diversity:10.3f}   {per}")
     return "\n".join(lines)
 
 
@@ -313,12 +446,14 @@ def pair_rows(generator, dataset: PairsDataset, *, data=None, per_class: int, se
 
 def format_pair_table(rows: dict[str, PairScores], dataset: PairsDataset) -> str:
     met = "number right" if dataset.condition == "number" else "right side of 50"
-    lines = [f"{'':<13}{met:>17}{'worst ' + dataset.class_word:>16}{'both confident':>16}{'FD (halves)':>13}{'diversity':>11}"]
+    judged_head = _judged(next(iter(rows.values())).halves)[0]
+    lines = [f"{'':<13}{met:>17}{'worst ' + dataset.class_word:>16}{'both confident':>16}{judged_head}{'diversity':>10}"
+             "   (distances, precision, recall and diversity: of the halves)"]
     for name, s in rows.items():
         worst = int(np.nanargmin(s.per_class_met))
         worst_text = f"{100 * s.per_class_met[worst]:.1f}% ({dataset.class_names[worst]})"
         lines.append(f"{name:<13}{100 * s.condition_met:16.2f}%{worst_text:>16}{100 * s.both_confident:15.2f}%"
-                     f"{s.halves.frechet_distance:13.2f}{s.halves.diversity:11.3f}")
+                     f"{_judged(s.halves)[1]}{s.halves.diversity:10.3f}")
     return "\n".join(lines)
 
 
@@ -338,7 +473,7 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     else:
         per_digit = per_digit or 1000
         if isinstance(dataset, PairsDataset):
-            raise UserError(f"{generator_path}: a pairs generator without labels has no condition to check")
+            raise InputError(f"{generator_path}: a pairs generator without labels has no condition to check")
         evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data,
                               dataset=dataset)
         rows = {
@@ -364,6 +499,8 @@ def main(argv=None) -> int:
     p.add_argument("--classifier", metavar="PATH", help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
     p.add_argument("--train-classifier", action="store_true", help="train the classifier on the 60k training images and save it to --classifier")
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"), help="with --train-classifier: which one (default: mnist)")
+    p.add_argument("--judge", default="convnet", choices=JUDGES,
+                   help="with --train-classifier: which feature network (default: convnet, which also reads the labels)")
     p.add_argument("--epochs", type=int, default=None, help="classifier training epochs (default: 4 for mnist, 10 for fashion)")
     p.add_argument("--per-digit", type=int, default=None, help="samples per class to score (default: 1000; 100 per number for pairs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed for the samples (default: 0)")
@@ -374,8 +511,8 @@ def main(argv=None) -> int:
         if args.train_classifier:
             from cgan.data import DATASETS
 
-            path, accuracy = train_classifier(args.classifier, dataset=DATASETS[args.dataset], data=args.data,
-                                              epochs=args.epochs)
+            path, accuracy = train_classifier(args.classifier, dataset=DATASETS[args.dataset], judge=args.judge,
+                                              data=args.data, epochs=args.epochs)
             print(f"classifier saved to {path}: test accuracy {100 * accuracy:.2f}%")
             return 0
         if not args.generator:
@@ -387,7 +524,7 @@ def main(argv=None) -> int:
         return 0
     except UserError as exc:
         print(f"python -m cgan.evaluation: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cgan.backend import keras
-from cgan.errors import UserError
+from cgan.errors import InputError, UserError
 from cgan.files import atomic_path
 
 
@@ -28,7 +28,7 @@ def export_onnx(generator: keras.Model, path) -> Path:
         raise UserError(f"--export-onnx must name a .onnx file, got {path}")
     missing = [name for name in ("tf2onnx", "onnx") if importlib.util.find_spec(name) is None]
     if missing:
-        raise UserError(f"ONNX export needs {' and '.join(missing)}: pip install -r requirements.txt")
+        raise InputError(f"ONNX export needs {' and '.join(missing)}: pip install -r requirements.txt")
     # Keras exports only a model that has been called once.
     generator({name: np.zeros((1, *t.shape[1:]), t.dtype) for name, t in generator.input.items()}, training=False)
     with atomic_path(path) as tmp, open(os.devnull, "w") as quiet, warnings.catch_warnings():

@@ -9,7 +9,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from cgan.errors import UserError
+from cgan.errors import InputError
 
 # The kill-safety test (tests/test_kills.py) sets CGAN_TEST_KILL_IN=NAME:N to SIGKILL this process in the
 # middle of the N-th write of a file whose name matches NAME (a glob); unset, `kill_point` does nothing.
@@ -34,23 +34,32 @@ os.umask(_UMASK)
 
 
 def check_folder(folder) -> Path:
-    """UserError if `folder`, or the nearest of its parents that exists, is not a folder; creates nothing."""
+    """InputError if `folder`, or the nearest of its parents that exists, is not a folder; creates nothing."""
     folder = Path(folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise UserError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way")
+        raise InputError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way")
     return folder
 
 
+def check_file(path) -> Path:
+    """InputError if `path` cannot become a file: it is a folder, or a file is in the way of its folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file name")
+    check_folder(path.parent)
+    return path
+
+
 def make_folder(folder) -> Path:
-    """Create `folder` (and its parents) if needed; UserError if a file is in the way or it cannot be made."""
+    """Create `folder` (and its parents) if needed; InputError if a file is in the way or it cannot be made."""
     folder = check_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UserError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way") from None
+        raise InputError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way") from None
     except OSError as exc:
-        raise UserError(f"{folder}: cannot create this folder ({exc.strerror})") from None
+        raise InputError(f"{folder}: cannot create this folder ({exc.strerror})") from None
     return folder
 
 
@@ -62,9 +71,8 @@ def atomic_path(path, *, suffix: str | None = None):
     that pick a format by extension, such as Keras's `.h5` and `.keras`.
     """
     path = Path(path)
+    check_file(path)
     make_folder(path.parent)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not a file name")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix or path.suffix}")
     os.close(fd)
     try:
@@ -96,7 +104,7 @@ def remove_temporaries(folder) -> list[Path]:
 
 @contextlib.contextmanager
 def folder_lock(folder):
-    """Hold an exclusive lock on `folder` while the block runs; UserError if another process holds it.
+    """Hold an exclusive lock on `folder` while the block runs; InputError if another process holds it.
 
     The lock is taken on the folder itself (flock on its descriptor), so it leaves no file
     behind, and the system drops it when the process ends, however it ends.
@@ -109,8 +117,8 @@ def folder_lock(folder):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"{folder} is in use by another training process; wait for it to end, or choose another "
-                            f"--out-dir") from None
+            raise InputError(f"{folder} is in use by another training process; wait for it to end, or choose another "
+                             f"--out-dir") from None
         yield folder
     finally:
         os.close(handle)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from cgan.backend import keras
-from cgan.data import postprocess
-from cgan.errors import UserError
+from cgan.data import dataset_of, postprocess
+from cgan.errors import InputError, UserError
 from cgan.files import atomic_path
 
 LABEL_EMBEDDING = "label_embedding"  # the layer of a conditional generator that turns a class into a vector
@@ -37,19 +37,25 @@ def image_size(generator: keras.Model) -> tuple[int, int]:
 
 
 def load_generator(path) -> keras.Model:
-    """Load a generator saved by this project (.h5 or .keras); UserError if it is not one."""
+    """Load a generator saved by this project (.h5 or .keras); InputError if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such model file")
+        raise InputError(f"{path}: no such model file")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a loadable Keras model ({reason})") from None
+        raise InputError(f"{path}: not a loadable Keras model ({reason})") from None
     inputs = model.input if isinstance(model.input, dict) else {}
     shape = tuple(model.output.shape[1:]) if not isinstance(model.output, (list, dict)) else ()
     if set(inputs) not in ({"noise", "label"}, {"noise"}) or len(shape) != 3 or shape[-1] != 1:
-        raise UserError(f"{path}: not a generator (expected inputs 'noise' (and 'label') and a grey image output)")
+        raise InputError(f"{path}: not a generator (expected inputs 'noise' (and 'label') and a grey image output)")
+    dataset = dataset_of(model)
+    classes = class_count(model) if "label" in inputs else None
+    if shape[:2] != dataset.image_shape[:2] or classes not in (None, dataset.num_classes):
+        drawn = f"{shape[0]}x{shape[1]} images" + (f" of {classes} classes" if classes else "")
+        raise InputError(f"{path}: draws {drawn}, but its name ({model.name}) says {dataset.title}, "
+                         f"{dataset.image_shape[0]}x{dataset.image_shape[1]} of {dataset.num_classes} classes")
     return model
 
 

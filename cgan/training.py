@@ -19,7 +19,7 @@ import numpy as np
 from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
 from cgan.config import Config, data_of, from_run
-from cgan.errors import TrainingStopped, UserError
+from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_folder, folder_lock, remove_temporaries, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
 from cgan.images import tile, write_png
@@ -94,7 +94,7 @@ def train(
         raise UserError(f"--limit must be a positive integer, got {limit}")
     out_dir = check_folder(out_dir)
     if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
-        raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
+        raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
     dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
@@ -102,7 +102,7 @@ def train(
            "limit": limit, "model_name": str(model_name)}
     with folder_lock(out_dir):
         if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():  # again, now that it is ours
-            raise UserError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
+            raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
         remove_temporaries(out_dir)  # of this command killed before it wrote run.json
         write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
         strategy = mirrored_strategy(verbose) if distribute else None
@@ -133,7 +133,7 @@ def mirrored_strategy(verbose: bool = True):
 
 def _check_tensorboard(log_dir) -> None:
     if log_dir and importlib.util.find_spec("tensorboard") is None:
-        raise UserError("--tensorboard needs the tensorboard package: pip install -r requirements.txt")
+        raise InputError("--tensorboard needs the tensorboard package: pip install -r requirements.txt")
 
 
 def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
@@ -145,7 +145,7 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
         run = json.loads((run_dir / RUN_FILE).read_text())
         config = from_run(run["config"])
     except (OSError, ValueError, TypeError, KeyError):
-        raise UserError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
+        raise InputError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
     dataset = data_of(config)
     images, labels = dataset.load(run["data"], "train")
     with folder_lock(run_dir):
@@ -158,7 +158,7 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
             try:
                 step = checkpoints.restore(gan, found[-1])
             except (OSError, ValueError, KeyError) as exc:
-                raise UserError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
+                raise InputError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
         if verbose:
             print(f"resuming {run_dir} from step {step} ({found[-1].name})" if found else
                   f"{run_dir} has no checkpoint yet: training it from the start with its recorded settings", flush=True)

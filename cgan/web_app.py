@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from cgan import ROOT
-from cgan.errors import UserError
+from cgan.errors import InputError, UserError
 
 PAGE = Path(__file__).with_name("web")
 ORT_VERSION = "1.30.0"
@@ -41,7 +41,7 @@ SLIDERS = 8
 
 
 def model_files(generator_path) -> dict[str, bytes]:
-    """`model.onnx` and `model.json` for the generator at `generator_path`; UserError if it is not one."""
+    """`model.onnx` and `model.json` for the generator at `generator_path`; InputError if it is not one."""
     from cgan.data import dataset_of
     from cgan.directions import latent_directions
     from cgan.export import export_onnx
@@ -69,7 +69,7 @@ def site(generator_path) -> dict[str, bytes | Path]:
     """Every file of the page, by its path in the URL."""
     missing = [name for name in PAGE_FILES if not (PAGE / name).is_file()]
     if missing:
-        raise UserError(f"the page's files are incomplete (missing {', '.join(missing)}): reinstall from the repository")
+        raise InputError(f"the page's files are incomplete (missing {', '.join(missing)}): reinstall from the repository")
     return {**{name: PAGE / name for name in PAGE_FILES}, **model_files(generator_path)}
 
 
@@ -85,16 +85,16 @@ def export_web(generator_path, out_dir) -> Path:
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--export-web {out_dir}: exists and is not a folder")
+        raise InputError(f"--export-web {out_dir}: exists and is not a folder")
     previous = out_dir.is_dir() and any(out_dir.iterdir())
     if previous and not ((out_dir / "model.json").is_file() and (out_dir / "index.html").is_file()):
-        raise UserError(f"--export-web {out_dir}: folder is not empty and holds no earlier export; choose a new folder")
+        raise InputError(f"--export-web {out_dir}: folder is not empty and holds no earlier export; choose a new folder")
     files = site(generator_path)  # before anything is written: a bad generator leaves no trace
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     except OSError as exc:
-        raise UserError(f"--export-web {out_dir}: cannot write there ({exc.strerror})") from None
+        raise InputError(f"--export-web {out_dir}: cannot write there ({exc.strerror})") from None
     try:
         for name, item in files.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
@@ -148,15 +148,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def make_server(files: dict[str, bytes | Path], host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for `files`, bound and listening; UserError if the address cannot be had."""
+    """An HTTP server for `files`, bound and listening; InputError if the address cannot be had."""
     handler = type("Handler", (_Handler,), {"files": dict(files)})
     try:
         return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} on {host} is in use: stop what runs there or choose another with --port") from None
+            raise InputError(f"port {port} on {host} is in use: stop what runs there or choose another with --port") from None
         reason = exc.strerror or str(exc)
-        raise UserError(f"cannot listen on {host}:{port} ({reason})") from None
+        raise InputError(f"cannot listen on {host}:{port} ({reason})") from None
 
 
 def serve(generator_path=DEFAULT_GENERATOR, host: str = "127.0.0.1", port: int = 8000) -> None:

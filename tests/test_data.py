@@ -75,7 +75,7 @@ def test_without_the_default_file_the_keras_download_is_the_fallback(monkeypatch
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     with pytest.raises(Exception, match="could not download") as raised:
         missing.load()
-    assert type(raised.value).__name__ == "UserError" and "--data" in str(raised.value)
+    assert type(raised.value).__name__ == "InputError" and "--data" in str(raised.value)
 
 
 def test_bad_data_gets_one_line_naming_the_path(tmp_path, capsys, mnist_small):

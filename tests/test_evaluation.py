@@ -30,8 +30,35 @@ def test_shipped_classifier_reads_the_test_set(evaluator):
     x, y = MNIST.load(split="test")
     s = evaluator.score(x, y)
     assert s.accuracy >= 0.99
-    assert s.frechet_distance < 1e-6  # the reference set against itself
+    assert set(s.distances) == {"convnet", "resnet"}
+    assert max(s.distances.values()) < 1e-6  # the reference set against itself, under both judges
+    assert s.precision == s.recall == {"convnet": 1.0, "resnet": 1.0}
     assert s.diversity == pytest.approx(1.0)
+
+
+def test_the_second_judge_is_another_network_that_reads_digits_too():
+    first, second = (evaluation.load_classifier(evaluation.classifier_path(MNIST, judge)) for judge in evaluation.JUDGES)
+    assert {type(layer).__name__ for layer in second.layers} - {type(layer).__name__ for layer in first.layers} >= {
+        "BatchNormalization", "Add", "GlobalAveragePooling2D"}
+    x, y = MNIST.load(split="test")
+    read = np.argmax(np.asarray(second(evaluation.preprocess(x[:2000]), training=False)), 1)
+    assert (read == y[:2000]).mean() > 0.98
+
+
+def test_recall_falls_when_classes_are_missing_and_precision_does_not(evaluator, real_train):
+    x, y = real_train
+    half = evaluator.score(x[y < 5], y[y < 5])  # real digits, but only 0-4: faithful, half the variety
+    whole = evaluator.score(x, y)
+    for judge in evaluation.JUDGES:
+        assert half.precision[judge] > 0.8 and whole.precision[judge] > 0.8
+        assert whole.recall[judge] > 0.8 and half.recall[judge] < 0.65 * whole.recall[judge]
+
+
+def test_neighbour_balls_on_known_points():
+    line = np.arange(10, dtype=np.float64)[:, None]  # 0, 1, ..., 9 on a line
+    radii = evaluation._neighbour_radii(line, k=3)
+    assert radii.tolist() == [9, 4, 4, 4, 4, 4, 4, 4, 4, 9]  # squared distance to the 3rd nearest other point
+    assert evaluation._share_covered(np.array([[1.5], [12.5], [-3.0], [-4.0]]), line, radii) == 0.5  # 1.5 and -3
 
 
 def test_real_training_digits_score_well(evaluator, real_train):
@@ -133,12 +160,12 @@ def test_evaluate_an_unconditional_generator(tiny_unconditional_generator_file, 
 def test_evaluate_needs_a_generator_and_a_classifier(tiny_generator_file, tmp_path, capsys):
     assert evaluation.main([]) == 2
     assert "give --generator PATH" in capsys.readouterr().err
-    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(tmp_path / "none.keras")]) == 2
+    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(tmp_path / "none.keras")]) == 1
     err = capsys.readouterr().err
     assert "python -m cgan.evaluation --train-classifier" in err and len(err.strip().splitlines()) == 1
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(broken)]) == 2
+    assert evaluation.main(["--generator", str(tiny_generator_file), "--classifier", str(broken)]) == 1
     assert "not a loadable classifier" in capsys.readouterr().err
     assert evaluation.main(["--generator", str(tiny_generator_file), "--per-digit", "1"]) == 2
     assert "--per-digit must be between" in capsys.readouterr().err

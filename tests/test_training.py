@@ -74,12 +74,12 @@ def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
     cgan_mnist.train(tiny_config(train_steps=3), out_dir=tmp_path, data=mnist_small, verbose=False)
     before = (tmp_path / "cgan_mnist.h5").read_bytes()
     code = cgan_mnist.main(["--out-dir", str(tmp_path), "--data", str(mnist_small), "--train-steps", "3"])
-    assert code == 2 and "--resume" in capsys.readouterr().err
+    assert code == 1 and "--resume" in capsys.readouterr().err
     assert (tmp_path / "cgan_mnist.h5").read_bytes() == before
 
 
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
-    assert cgan_mnist.main(["--resume", str(tmp_path)]) == 2
+    assert cgan_mnist.main(["--resume", str(tmp_path)]) == 1
     assert "not a training run folder" in capsys.readouterr().err
 
 
@@ -217,7 +217,7 @@ def test_a_resume_cleans_up_after_a_kill_and_refuses_a_second_process(mnist_smal
     (run_dir / "cgan_mnist.h5").unlink()
     (run_dir / "loss_curve.png").unlink()
     with folder_lock(run_dir):  # another process is training in it
-        assert cgan_mnist.main(["--resume", str(run_dir)]) == 2
+        assert cgan_mnist.main(["--resume", str(run_dir)]) == 1
         assert "is in use by another training process" in capsys.readouterr().err
     assert cgan_mnist.main(["--resume", str(run_dir)]) == 0
     after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*")

@@ -103,12 +103,12 @@ def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tin
                                                                               tmp_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not a model")
-    for argv, message in [([f"--generator={tmp_path / 'missing.h5'}"], "no such model file"),
-                          ([f"--generator={broken}"], "not a loadable Keras model"),
-                          ([f"--generator={tiny_discriminator_file}"], "not a generator"),
-                          (["--port", "70000"], "--port must be between 0 and 65535")]:
+    for argv, message, code in [([f"--generator={tmp_path / 'missing.h5'}"], "no such model file", 1),
+                                ([f"--generator={broken}"], "not a loadable Keras model", 1),
+                                ([f"--generator={tiny_discriminator_file}"], "not a generator", 1),
+                                (["--port", "70000"], "--port must be between 0 and 65535", 2)]:
         result = run_cli("--serve", *argv, cwd=tmp_path)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == code, result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "serving" not in result.stdout
 
@@ -121,7 +121,7 @@ def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tin
         assert get(f"http://127.0.0.1:{port}", "/")[0] == 200
         assert listening_addresses(port) == ["127.0.0.1"]
         taken = run_cli("--serve", f"--generator={tiny_generator_file}", "--port", str(port), cwd=tmp_path)
-        assert taken.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in taken.stderr
+        assert taken.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in taken.stderr
         assert len(taken.stderr.strip().splitlines()) == 1, taken.stderr
         server.send_signal(2)  # Ctrl-C stops it cleanly
         assert server.wait(timeout=30) == 0
