@@ -46,7 +46,7 @@ from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_file, check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.sampling import LABEL_EMBEDDING, class_count, generate, load_generator
+from cgan.sampling import LABEL_EMBEDDING, class_count, generate, generate_batches, image_size, load_generator
 
 __all__ = ["build_generator", "build_discriminator", "build_adversarial", "NETWORKS", "train", "resume", "make_gan",
            "load_generator", "generate", "plot_architecture", "main"]
@@ -54,6 +54,7 @@ __all__ = ["build_generator", "build_discriminator", "build_adversarial", "NETWO
 layers = keras.layers
 MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit numbers
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
+PICTURE_LIMIT = 1024  # images a sample grid shows at most (--save-npz keeps them all)
 ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
 
 
@@ -288,9 +289,7 @@ def _sample(args) -> list[Path]:
     # Before drawing or writing anything: a file in the way of either output stops it here.
     out_dir = check_folder(args.out_dir or "samples")
     if args.save_npz:
-        check_file(args.save_npz)  # before anything is written
-    if args.save_npz:
-        check_folder(Path(args.save_npz).parent)
+        check_file(args.save_npz)
     dataset = dataset_of(generator)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     conditional = class_count(generator) is not None
@@ -316,30 +315,38 @@ def _sample(args) -> list[Path]:
         stem, rows = f"walk{_file_name(dataset, label) if conditional else ''}_f{args.frames}_seed{seed}", 1
     elif not conditional:
         count = args.count or 100
-        pictures, labels = generate(generator, count=count, seed=seed), None
+        pictures, labels, per_row = None, None, None
         rows = _near_square_rows(count)
         stem = f"any_n{count}_seed{seed}"
     else:
         if asked is not None and len(asked) == 1 and not args.digits and not args.classes and not args.numbers:
             count = args.count or 16
-            labels, rows = np.full(count, asked[0]), _near_square_rows(count)
+            labels, rows, per_row = np.full(count, asked[0]), _near_square_rows(count), None
             stem = f"{word}{joint}{_file_name(dataset, asked[0])}_n{count}_seed{seed}"
         else:
             chosen = asked if asked is not None else dataset.shown_classes()
             count = args.count or (16 if asked is not None else 10)
-            labels, rows = np.repeat(chosen, count), len(chosen)
+            labels, rows, per_row = np.repeat(chosen, count), len(chosen), count
             row_names = [dataset.class_names[c] for c in chosen]
             every = asked is None and len(chosen) == dataset.num_classes
             which = dataset.class_range() if every else "_sampler" if asked is None else joint + joint.join(
                 _file_name(dataset, c) for c in chosen)
             stem = f"{plural}{which}_n{count}_seed{seed}"
-        pictures = generate(generator, labels, seed=seed)
+        pictures = None
+    npz = None
+    if pictures is None:  # samples, drawn batch by batch so that memory stays flat however many are asked for
+        total = count if labels is None else len(labels)
+        shown, rows = _shown(total, rows, per_row)
+        pictures, npz = _draw(generator, labels, seed, total, shown, args.save_npz)
+        if len(shown) < total:
+            print(f"the picture shows {len(shown):,} of the {total:,} images"
+                  + ("" if args.save_npz else "; --save-npz PATH keeps them all"))
     names = row_names if row_names and dataset.named_classes else None
     written = [images.save_grid(out_dir / f"{stem}.png", pictures, rows=rows, row_names=names)]
     if args.gif:
         written.append(images.save_gif(out_dir / f"{stem}.gif", pictures))
     if args.save_npz:
-        written.append(images.save_npz(args.save_npz, pictures, labels))
+        written.append(npz or images.save_npz(args.save_npz, pictures, labels))
     for path in written:
         print(f"wrote {path}")
     print(f"seed {seed}")
@@ -350,6 +357,41 @@ def _sample(args) -> list[Path]:
         plt.axis("off")
         plt.show()
     return written
+
+
+def _shown(total: int, rows: int, per_row: int | None) -> tuple[np.ndarray, int]:
+    """The positions of the images a sample grid shows, and its rows.
+
+    All of them up to PICTURE_LIMIT; beyond, the first PICTURE_LIMIT (near-square layout,
+    `per_row` None) or the first of each row's `per_row` (one row per class).
+    """
+    if total <= PICTURE_LIMIT:
+        return np.arange(total), rows
+    if per_row is None:
+        return np.arange(PICTURE_LIMIT), _near_square_rows(PICTURE_LIMIT)
+    keep = max(1, PICTURE_LIMIT // rows)
+    return (np.arange(rows)[:, None] * per_row + np.arange(keep)).reshape(-1), rows
+
+
+def _draw(generator, labels, seed: int, total: int, shown: np.ndarray, npz_path) -> tuple[np.ndarray, Path | None]:
+    """Draw `total` samples in batches, streaming them to `npz_path` if given; (the images at `shown`, the npz)."""
+    kept, start = [], 0
+
+    def batches():
+        nonlocal start
+        for batch in generate_batches(generator, labels, seed, count=total if labels is None else None):
+            inside = shown[(shown >= start) & (shown < start + len(batch))]
+            kept.append(batch[inside - start])
+            start += len(batch)
+            yield batch
+
+    npz = None
+    if npz_path:
+        npz = images.save_npz(npz_path, batches(), labels, shape=(total, *image_size(generator)))
+    else:
+        for _ in batches():
+            pass
+    return np.concatenate(kept), npz
 
 
 def _sample_hint(path) -> str:

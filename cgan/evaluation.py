@@ -370,7 +370,7 @@ def _judged(s: Scores) -> tuple[str, str]:
     head = "".join(f"{'FD ' + n[:4]:>9}" for n in names) + f"{'precision':>12}{'recall':>12}"
     distances = s.distances or {"convnet": s.frechet_distance}
     pair = lambda d: "/".join(f"{d[n]:.3f}" for n in names) if d else "-"  # noqa: E731
-    return head, "".join(f"{distances[n]:9.2f}" for n in names) + f"{pair(s.precision):>12}{pair(s.recall):>12}"
+    return head, "".join(f"{distances[n]:9.3f}" for n in names) + f"{pair(s.precision):>12}{pair(s.recall):>12}"
 
 
 def format_table(rows: dict[str, Scores]) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from cgan.files import atomic_path
+
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
@@ -67,13 +70,33 @@ def save_gif(path, frames: np.ndarray, *, scale: int = 4, duration_ms: int = 120
     return Path(path)
 
 
-def save_npz(path, images: np.ndarray, labels=None) -> Path:
+def save_npz(path, images, labels=None, *, shape: tuple[int, ...] | None = None) -> Path:
     """Write images (uint8, (n, h, w)) and their labels (float32 for morph frames, else int32; none for
-    an unconditional generator's images) to a .npz."""
-    arrays = {"images": images}
+    an unconditional generator's images) to a compressed .npz that `np.load` reads.
+
+    `images` is an array, or an iterable of uint8 batches of `shape` in all, written as they come,
+    so that memory does not grow with their number. The same arrays give the same bytes: the
+    archive's entries carry a fixed date rather than the time of writing.
+    """
+    if isinstance(images, np.ndarray):
+        images, shape = [images], images.shape
+    arrays = [("images", np.dtype(np.uint8), tuple(shape), images)]
     if labels is not None:
         labels = np.asarray(labels)
-        arrays["labels"] = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+        labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
+        arrays.append(("labels", labels.dtype, labels.shape, [labels]))
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, dtype, array_shape, batches in arrays:
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(entry, "w", force_zip64=True) as f:
+                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": array_shape}
+                np.lib.format.write_array_header_1_0(f, header)
+                written = 0
+                for batch in batches:
+                    batch = np.ascontiguousarray(batch, dtype)
+                    written += len(batch)
+                    f.write(batch.tobytes())
+            if written != array_shape[0]:
+                raise ValueError(f"{name}: {written} rows written, {array_shape[0]} promised")
     return Path(path)

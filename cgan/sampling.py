@@ -80,32 +80,37 @@ def noise(generator: keras.Model, count: int, seed: int | None) -> np.ndarray:
 
 
 def generate(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
-             batch_size: int = 1000) -> np.ndarray:
+             batch_size: int = 250) -> np.ndarray:
     """uint8 images (0-255) of shape (n, h, w): one per requested class, or `count` from an unconditional generator.
 
     The same seed gives the same images; each image's noise depends only on
     the seed and its position. A conditional generator takes `labels`; an
     unconditional one (no label input) takes `count` instead.
     """
+    batches = list(generate_batches(generator, labels, seed, count=count, batch_size=batch_size))
+    return np.concatenate(batches) if batches else np.empty((0, *image_size(generator)), np.uint8)
+
+
+def generate_batches(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
+                     batch_size: int = 250):
+    """The images of `generate`, as uint8 batches of up to `batch_size`: memory stays flat however many are asked."""
     classes = class_count(generator)
     if classes is None:
         if labels is not None:
             raise UserError("this generator has no labels (it was trained with --unconditional): ask for a count of images")
         if count is None or count < 0:
             raise ValueError(f"an unconditional generator needs count >= 0, got {count}")
-        labels = np.zeros(count, np.int32)  # not fed: only their number counts
+        total = count
     else:
         if labels is None:
             raise ValueError("a conditional generator needs the labels to draw")
         labels = np.asarray(labels).reshape(-1)
         if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes):
             raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
-    z = noise(generator, len(labels), seed)
-    labels = labels.astype(np.int32).reshape(-1, 1)
-    out = np.empty((len(labels), *image_size(generator)), np.uint8)
-    for i in range(0, len(labels), batch_size):
-        inputs = {"noise": z[i : i + batch_size]}
+        labels, total = labels.astype(np.int32).reshape(-1, 1), len(labels)
+    rng = np.random.default_rng(seed)  # drawn batch by batch, the same numbers as `noise` draws at once
+    for i in range(0, total, batch_size):
+        inputs = {"noise": rng.standard_normal((min(batch_size, total - i), latent_dim(generator))).astype(np.float32)}
         if classes is not None:
             inputs["label"] = labels[i : i + batch_size]
-        out[i : i + batch_size] = postprocess(generator(inputs, training=False))
-    return out
+        yield postprocess(generator(inputs, training=False))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
+import time
 
 import numpy as np
 import pytest
 from conftest import ROOT, TINY, assert_one_line_error, run_cli, run_main
 
 import cgan_mnist
+from cgan import images
 from cgan.backend import keras
 
 # --- the networks ---------------------------------------------------------
@@ -99,11 +102,30 @@ def test_plot_architecture_without_dot_says_how_to_install(tmp_path, monkeypatch
 # --- sampling from the command line ---------------------------------------
 
 
-def test_cli_same_seed_same_file_and_all_digits(tiny_generator_file, tmp_path):
-    for out in ("a", "b"):
-        assert cgan_mnist.main([f"--generator={tiny_generator_file}", "--seed=3", "--count=5", "--out-dir", str(tmp_path / out)]) == 0
-    a, b = (tmp_path / d / "digits0-9_n5_seed3.png" for d in ("a", "b"))
-    assert a.read_bytes() == b.read_bytes()
+def test_cli_same_seed_same_bytes(tiny_generator_file, tmp_path, monkeypatch):
+    for out, clock in (("a", time.time()), ("b", time.time() + 3600)):  # an hour apart, as far as files can tell
+        monkeypatch.setattr(time, "time", lambda clock=clock: clock)
+        assert cgan_mnist.main([f"--generator={tiny_generator_file}", "--seed=3", "--count=5", "--out-dir",
+                                str(tmp_path / out), "--save-npz", str(tmp_path / out / "x.npz")]) == 0
+    for name in ("digits0-9_n5_seed3.png", "x.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_large_count_is_drawn_in_batches_and_the_picture_shows_the_first(tiny_generator_file, tmp_path, monkeypatch,
+                                                                           capsys):
+    monkeypatch.setattr(cgan_mnist, "PICTURE_LIMIT", 8)
+    monkeypatch.setattr(cgan_mnist, "generate_batches", functools.partial(cgan_mnist.generate_batches, batch_size=3))
+    assert cgan_mnist.main([f"--generator={tiny_generator_file}", "--digits", "4", "7", "--count", "10", "--seed", "2",
+                            "--out-dir", str(tmp_path), "--save-npz", str(tmp_path / "all.npz")]) == 0
+    assert "the picture shows 8 of the 20 images" in capsys.readouterr().out
+    g = cgan_mnist.load_generator(tiny_generator_file)
+    every = cgan_mnist.generate(g, np.repeat([4, 7], 10), seed=2)
+    with np.load(tmp_path / "all.npz") as data:
+        np.testing.assert_array_equal(data["images"], every)  # batches of 3 draw what one call draws
+    from PIL import Image
+
+    with Image.open(tmp_path / "digits47_n10_seed2.png") as im:  # 2 rows of the first 4 of each digit
+        np.testing.assert_array_equal(np.asarray(im), images.tile(every[[0, 1, 2, 3, 10, 11, 12, 13]], 2))
 
 
 def test_several_digits_one_row_each_and_npz_export(tiny_generator_file, tmp_path):
