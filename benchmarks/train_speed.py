@@ -210,7 +210,7 @@ def main(argv=None) -> dict:
               f"{policy} is {result['policy_speedup_over_other_precision']}x as fast")
         print(f"--precision auto chose {config.precision}: "
               f"{'the faster' if result['auto_picked_the_faster'] else 'NOT the faster'} of the two here")
-        print(f"peak resident memory: {result['peak_rss_mb']} MB")
+        print(f"peak resident memory: {result['peak_rss_mb']} MB (under 2,048 MB: {'yes' if result['peak_rss_mb'] < 2048 else 'NO'})")
     return result
 
 
