@@ -111,13 +111,15 @@ def main(argv=None) -> dict:
             if args.keep_models:
                 Path(args.keep_models).mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, Path(args.keep_models) / f"{name}.h5")
-        rows[name] = {
+        rows[name] = {  # the real line's figures come later: "worse x real" is filled in below
             "commit": _head_commit(), "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
             "minutes": clock.seconds / 60, "ms_per_generator_step": 1000 * clock.seconds / clock.steps,
             **dataclasses.asdict(s),
         }
         print(format_row(name, rows[name]), flush=True)
     real = evaluation.reference_scores(evaluator)
+    for row in rows.values():
+        row["worse_distance_ratio"] = max(row["distances"][j] / real.distances[j] for j in row["distances"])
     saved = results_dir / "compare_variants.json"
     if not args.quick and not args.out and saved.is_file() and set(args.variants) != set(VARIANTS):
         # A re-run of some variants replaces their rows and keeps the others'.
@@ -146,15 +148,18 @@ def _head_commit() -> str:
     return found.stdout.strip() or "unknown"
 
 
-HEADER = (f"{'variant':<14}{'steps':>7}{'minutes':>8}{'ms/G step':>10}{'accuracy':>9}{'worst':>7}{'FD':>7}"
-          f"{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}")
+HEADER = (f"{'variant':<14}{'steps':>7}{'minutes':>8}{'ms/G step':>10}{'accuracy':>9}{'worst':>7}{'FD conv':>9}"
+          f"{'FD resn':>9}{'worse x real':>13}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}")
 
 
 def format_row(name: str, r: dict) -> str:
     accuracy = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
     worst = "-" if r["per_digit_accuracy"] is None else f"{100 * min(r['per_digit_accuracy']):.1f}%"
+    # Rows kept from runs before the second judge have no resnet distance.
+    second = f"{r['distances']['resnet']:.3f}" if "resnet" in r.get("distances", {}) else "-"
+    ratio = f"{r['worse_distance_ratio']:.2f}x" if "worse_distance_ratio" in r else "-"
     return (f"{name:<14}{r['steps']:>7}{r['minutes']:8.1f}{r['ms_per_generator_step']:10.0f}{accuracy:>9}{worst:>7}"
-            f"{r['frechet_distance']:7.2f}{r['diversity']:10.3f}{100 * max(r['class_shares']):6.1f}%"
+            f"{r['frechet_distance']:9.3f}{second:>9}{ratio:>13}{r['diversity']:10.3f}{100 * max(r['class_shares']):6.1f}%"
             f"{100 * min(r['class_shares']):6.1f}%{r['kl_to_uniform']:7.3f}")
 
 

@@ -31,9 +31,9 @@ from cgan.backend import keras  # noqa: E402
 class TimedEvaluation(keras.callbacks.Callback):
     """Scores the averaged generator when training time passes each mark; stops after the last."""
 
-    def __init__(self, evaluator: evaluation.Evaluator, marks_min: list[float], per_digit: int):
+    def __init__(self, evaluator: evaluation.Evaluator, marks_min: list[float], per_digit: int, real: evaluation.Scores):
         super().__init__()
-        self.evaluator, self.marks, self.per_digit = evaluator, sorted(marks_min), per_digit
+        self.evaluator, self.marks, self.per_digit, self.real = evaluator, sorted(marks_min), per_digit, real
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs=None):
@@ -58,17 +58,21 @@ class TimedEvaluation(keras.callbacks.Callback):
         s = self.evaluator.score_generator(self.model.averaged_generator(), per_digit=self.per_digit)
         self.rows.append({"minutes": round(trained, 2), "steps": step, "accuracy": s.accuracy,
                           "worst_digit": min(s.per_digit_accuracy), "frechet_distance": s.frechet_distance,
-                          "diversity": s.diversity})
+                          "distances": s.distances, "recall": s.recall, "diversity": s.diversity,
+                          "worse_distance_ratio": evaluation.worse_distance_ratio(s, self.real)})
         print(format_row(self.rows[-1]), flush=True)
         self.paused += time.perf_counter() - t0
 
 
-HEADER = f"{'minutes':>8}{'steps':>8}{'accuracy':>10}{'worst':>8}{'FD':>8}{'diversity':>10}"
+HEADER = (f"{'minutes':>8}{'steps':>8}{'accuracy':>10}{'worst':>8}{'FD conv':>9}{'FD resn':>9}{'worse x real':>13}"
+          f"{'recall':>13}{'diversity':>10}")
 
 
 def format_row(r: dict) -> str:
+    recall = "/".join(f"{x:.3f}" for x in r["recall"].values())
     return (f"{r['minutes']:8.1f}{r['steps']:8d}{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
-            f"{r['frechet_distance']:8.2f}{r['diversity']:10.3f}")
+            f"{r['distances']['convnet']:9.3f}{r['distances']['resnet']:9.3f}{r['worse_distance_ratio']:12.2f}x"
+            f"{recall:>13}{r['diversity']:10.3f}")
 
 
 def main(argv=None) -> int:
@@ -83,13 +87,14 @@ def main(argv=None) -> int:
     targs = cgan_mnist.build_parser().parse_args(train_flags)
     config = cgan_mnist.config_from_args(targs)
     evaluator = evaluation.Evaluator()
-    timed = TimedEvaluation(evaluator, marks, args.per_digit)
+    real = evaluation.reference_scores(evaluator)
+    timed = TimedEvaluation(evaluator, marks, args.per_digit, real)
     print(f"config: {config}")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         cgan_mnist.train(config, out_dir=tmp, data=targs.data, verbose=False, callbacks=[timed])
-    real = evaluation.reference_scores(evaluator)
-    print(f"real training digits: accuracy {100 * real.accuracy:.2f}%, FD {real.frechet_distance:.2f}, "
+    print(f"real training digits: accuracy {100 * real.accuracy:.2f}%, FD {real.distances['convnet']:.3f} / "
+          f"{real.distances['resnet']:.3f}, recall {real.recall['convnet']:.3f} / {real.recall['resnet']:.3f}, "
           f"diversity {real.diversity:.3f}")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.json:

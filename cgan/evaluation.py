@@ -324,6 +324,11 @@ def _share_covered(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, b
     return float(np.concatenate(inside).mean())
 
 
+def worse_distance_ratio(s: Scores, real: Scores) -> float:
+    """The larger of the judges' distance over the real line's: the figure settings are chosen by."""
+    return max(s.distances[judge] / real.distances[judge] for judge in s.distances)
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) between two Gaussians.
 
