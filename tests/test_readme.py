@@ -46,14 +46,15 @@ def test_a_stale_table_is_told_apart_and_rewritten():
 
 
 def test_every_command_in_the_readme_parses():
-    commands = re.findall(r"`((?:python cgan_mnist\.py|\.\.\.)[^`]*)`", README)
+    commands = re.findall(r"`((?:python cgan_mnist\.py|\.\.\.)[^`]*)`", README + (ROOT / "docs" / "models.md").read_text())
     assert len(commands) >= 10
     parser = cgan_mnist.build_parser()
     for command in commands:
         if command.endswith("--help"):
             continue
         words = shlex.split(command.replace("...", "python cgan_mnist.py --generator=cgan_mnist.h5", 1))
-        parser.parse_args(words[2:])  # argparse exits on an unknown or malformed flag
+        args = parser.parse_args(words[2:])  # argparse exits on an unknown or malformed flag
+        cgan_mnist._check_flags(parser, args)  # and no flag is one the command would refuse
 
 
 def test_the_package_never_imports_the_script():
