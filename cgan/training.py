@@ -20,7 +20,7 @@ from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
 from cgan.config import Config, data_of, from_run
 from cgan.errors import InputError, TrainingStopped, UserError
-from cgan.files import check_folder, folder_lock, remove_temporaries, write_text
+from cgan.files import check_folder, folder_lock, make_folder, remove_temporaries, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
 from cgan.images import tile, write_png
 from cgan.precision import compute_policy, resolve
@@ -97,6 +97,7 @@ def train(
         raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
     dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
+    make_folder(out_dir)  # before the precisions are timed: a folder that cannot be made stops the run here
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name)}
