@@ -154,10 +154,13 @@ def train_classifier(path=None, *, dataset: Dataset = MNIST, judge: str = "convn
 
 
 def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
-    """The evaluation classifier; InputError (with the command that makes it) if missing or broken."""
+    """A feature network of the evaluation; InputError (with the command that makes it) if missing or broken."""
     path = Path(path)
     if not path.is_file():
-        which = " --dataset fashion" if path == CLASSIFIERS[FASHION.key] else ""
+        which = "".join(f" {flag}" for shipped, flag in (
+            ((CLASSIFIERS[FASHION.key], classifier_path(FASHION, "resnet")), "--dataset fashion"),
+            ((classifier_path(MNIST, "resnet"), classifier_path(FASHION, "resnet")), "--judge resnet"),
+        ) if path in shipped)
         raise InputError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier{which}`")
     try:
         return keras.models.load_model(path, compile=False)

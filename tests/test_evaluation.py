@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from conftest import ROOT
 
 import cgan_mnist
 from cgan import evaluation
-from cgan.data import MNIST
+from cgan.data import FASHION, MNIST
+from cgan.errors import InputError
 from cgan.sampling import load_generator
 
 
@@ -177,3 +179,14 @@ def test_shipped_generator_draws_the_digits_asked_for(evaluator):
     assert s.accuracy >= 0.98 and min(s.per_digit_accuracy) >= 0.94
     assert s.frechet_distance < 6
     assert s.diversity > 0.85
+
+
+@pytest.mark.parametrize("dataset, judge, command", [
+    (MNIST, "convnet", "--train-classifier`"), (MNIST, "resnet", "--train-classifier --judge resnet`"),
+    (FASHION, "convnet", "--train-classifier --dataset fashion`"),
+    (FASHION, "resnet", "--train-classifier --dataset fashion --judge resnet`"),
+])
+def test_a_missing_judge_names_the_command_that_makes_it(monkeypatch, dataset, judge, command):
+    monkeypatch.setattr(Path, "is_file", lambda self: False)
+    with pytest.raises(InputError, match=f"python -m cgan.evaluation {command}"):
+        evaluation.load_classifier(evaluation.classifier_path(dataset, judge))
