@@ -199,11 +199,6 @@ class Scores:
     precision: dict[str, float] = dataclasses.field(default_factory=dict)
     recall: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    @property
-    def worst_distance(self) -> float:
-        """The larger of the judges' Frechet distances."""
-        return max(self.distances.values(), default=self.frechet_distance)
-
 
 class _FeatureSpace:
     """One judge's view of the real test images: its features of them, their statistics and neighbour radii."""
