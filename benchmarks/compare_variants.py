@@ -91,6 +91,7 @@ def main(argv=None) -> dict:
     results_dir = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
     grids_dir = Path(args.out) if args.out else ROOT / "assets" / "variants"
     evaluator = evaluation.Evaluator()
+    real = evaluation.reference_scores(evaluator)
     rows = {}
     for name in args.variants:
         config = config_module.for_loss(**VARIANTS[name])
@@ -111,15 +112,12 @@ def main(argv=None) -> dict:
             if args.keep_models:
                 Path(args.keep_models).mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, Path(args.keep_models) / f"{name}.h5")
-        rows[name] = {  # the real line's figures come later: "worse x real" is filled in below
+        rows[name] = {
             "commit": _head_commit(), "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
             "minutes": clock.seconds / 60, "ms_per_generator_step": 1000 * clock.seconds / clock.steps,
-            **dataclasses.asdict(s),
+            **dataclasses.asdict(s), "worse_distance_ratio": evaluation.worse_distance_ratio(s, real),
         }
         print(format_row(name, rows[name]), flush=True)
-    real = evaluation.reference_scores(evaluator)
-    for row in rows.values():
-        row["worse_distance_ratio"] = max(row["distances"][j] / real.distances[j] for j in row["distances"])
     saved = results_dir / "compare_variants.json"
     if not args.quick and not args.out and saved.is_file() and set(args.variants) != set(VARIANTS):
         # A re-run of some variants replaces their rows and keeps the others'.
