@@ -101,7 +101,8 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
 
 
 def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: int | None = MNIST.num_classes,
-                        image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None) -> keras.Model:
+                        image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
+                        dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
@@ -110,7 +111,9 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: i
     learned class direction in feature space rather than as an extra input
     channel. There is no normalisation layer and no final sigmoid, so the same
     network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
-    projection: an unconditional discriminator, psi(h) alone.
+    projection: an unconditional discriminator, psi(h) alone. `auxiliary` adds a
+    second output, `class_logits`, one per class from the same features h: the
+    auxiliary classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`.
     """
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
@@ -132,11 +135,15 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: i
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
     logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
+    if auxiliary:
+        class_logits = layers.Dense(num_classes, dtype=dtype, name="classifier")(h)
+        class_logits = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
+        return keras.Model(inputs, {"logit": logit, "class_logits": class_logits}, name="discriminator")
     return keras.Model(inputs, logit, name="discriminator")
 
 
 def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
-    """The stacked model D(G(z, y), y): noise (and label) in, the discriminator's logit out."""
+    """The stacked model D(G(z, y), y): noise (and label) in, the discriminator's logit (and class logits) out."""
     inputs = {name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in generator.input.items()}
     fake = generator(inputs)
     logit = discriminator({"image": fake, **({"label": inputs["label"]} if "label" in inputs else {})})
@@ -157,7 +164,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     dataset = data_of(config)
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
                                num_classes=None if config.unconditional else dataset.num_classes,
-                               image_shape=dataset.image_shape, dtype=dtype)
+                               image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

@@ -61,6 +61,11 @@ class Config:
                        "gradient penalty", choices=LOSSES)
     gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
+    aux_weight: float = _field(0.0, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
+                               "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
+                               "0: none")
+    mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
+                                 "of one label differ as their noises differ, against mode collapse; 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, timed "
                             "once per machine and model size and cached", choices=PRECISIONS)
@@ -84,6 +89,12 @@ class Config:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0 <= self.gp_weight <= 1e6:
             raise UserError(f"--gp-weight must be between 0 and 1e6, got {self.gp_weight}")
+        if not (math.isfinite(self.aux_weight) and 0 <= self.aux_weight <= 100):
+            raise UserError(f"--aux-weight must be between 0 and 100, got {self.aux_weight}")
+        if not (math.isfinite(self.mode_seeking) and 0 <= self.mode_seeking <= 100):
+            raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
+        if self.aux_weight and self.unconditional:
+            raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
         dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")

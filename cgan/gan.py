@@ -119,7 +119,8 @@ class ConditionalGAN(keras.Model):
     @property
     def figure_names(self) -> tuple[str, ...]:
         """What each step reports, in the order of `step_history`'s columns."""
-        return self.loss.figures
+        return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
+                + (("mode_ratio",) if self.config.mode_seeking else ()))
 
     @property
     def metrics(self):
@@ -132,8 +133,38 @@ class ConditionalGAN(keras.Model):
         return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise}, training=True)
 
     def _d(self, images, labels):
-        return self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
-                                  training=True)
+        """D's real/fake logits (b, 1), and its class logits (b, classes), None without an auxiliary classifier."""
+        out = self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
+                                 training=True)
+        return (out["logit"], out["class_logits"]) if isinstance(out, dict) else (out, None)
+
+    def _with_classes(self, d_loss, g_loss, real_classes, real_labels, fake_classes, fake_labels, figures):
+        """The losses with the auxiliary classifier's terms (if D has one), and `figures` with their values.
+
+        D learns the labels of real images only; G is pushed towards fakes that D's
+        classifier reads as the label they were drawn for (the AC-GAN terms, the
+        fake images not taught to D as their label).
+        """
+        if real_classes is None:
+            return d_loss, g_loss, figures
+        d_class, g_class = losses.class_loss(real_classes, real_labels), losses.class_loss(fake_classes, fake_labels)
+        weight = self.config.aux_weight
+        return (d_loss + weight * d_class, g_loss + weight * g_class,
+                {**figures, **dict(zip(losses.CLASS_FIGURES, (d_class, g_class)))})
+
+    def _paired(self, labels):
+        """The labels to draw fakes for: `labels`, or with --mode-seeking, its first half twice (pairs of one label)."""
+        if not self.config.mode_seeking:
+            return labels
+        batch = tf.shape(labels)[0]
+        return tf.concat([labels[: batch // 2], labels[: batch - batch // 2]], 0)
+
+    def _with_mode_seeking(self, g_loss, fake, noise, figures):
+        """G's loss with the mode-seeking term (for fakes drawn for `_paired` labels), and `figures` with its ratio."""
+        if not self.config.mode_seeking:
+            return g_loss, figures
+        loss, ratio = losses.mode_seeking(fake, noise)
+        return g_loss + self.config.mode_seeking * loss, {**figures, "mode_ratio": ratio}
 
     def _noise(self, batch, draw: int = 0):
         """Noise for `batch` fakes; `draw` numbers the draws of a step (see `_random`)."""
@@ -184,22 +215,27 @@ class ConditionalGAN(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return figures
-        return {name: context.all_reduce("SUM" if name in ("d_loss", "g_loss", "gradient_penalty") else "MEAN", value)
+        summed = ("d_loss", "g_loss", "gradient_penalty", *losses.CLASS_FIGURES)
+        return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
     def _joint_step(self, real, labels):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
-            fake = self._g(self._noise(tf.shape(real)[0]), labels)  # (b, h, w, 1)
+            noise, fake_labels = self._noise(tf.shape(real)[0]), self._paired(labels)
+            fake = self._g(noise, fake_labels)  # (b, h, w, 1)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
-            real_logits = self._d(real, labels)  # (b, 1)
-            fake_logits = self._d(tf.cast(fake, real.dtype), labels)
+            real_logits, real_classes = self._d(real, labels)  # (b, 1)
+            fake_logits, fake_classes = self._d(tf.cast(fake, real.dtype), fake_labels)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
+            d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_classes, labels, fake_classes,
+                                                         fake_labels, self._accuracies(real_logits, fake_logits))
+            g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
-        return {"d_loss": d_loss, "g_loss": g_loss, **self._accuracies(real_logits, fake_logits)}
+        return {"d_loss": d_loss, "g_loss": g_loss, **figures}
 
     def _critic_then_generator_step(self, real, labels):
         steps = self.config.critic_steps
@@ -209,17 +245,23 @@ class ConditionalGAN(keras.Model):
             x, y = real[i * batch : (i + 1) * batch], labels[i * batch : (i + 1) * batch]
             fake = tf.cast(self._g(self._noise(batch, draw=2 * i), y), x.dtype)
             with tf.GradientTape() as tape:
-                real_logits, fake_logits = self._d(x, y), self._d(fake, y)
+                (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, y)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
+                if real_classes is not None:
+                    d_loss += self.config.aux_weight * losses.class_loss(real_classes, y)
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
                     d_loss += self.config.gp_weight * penalty
             self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_weights), d_weights))
         with tf.GradientTape() as tape:
-            g_logits = self._d(tf.cast(self._g(self._noise(batch, draw=2 * steps), y), x.dtype), y)
+            noise, fake_labels = self._noise(batch, draw=2 * steps), self._paired(y)
+            fake = self._g(noise, fake_labels)
+            g_logits, g_classes = self._d(tf.cast(fake, x.dtype), fake_labels)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
+            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, y, g_classes, fake_labels, {})
+            g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
-        figures = {"d_loss": d_loss, "g_loss": g_loss}  # D's figures are those of its last update
+        figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures}  # D's figures are those of its last update
         if self.loss.critic:
             wasserstein = tf.reduce_mean(tf.cast(real_logits, tf.float32)) - tf.reduce_mean(tf.cast(fake_logits, tf.float32))
             return {**figures, "wasserstein": wasserstein, "gradient_penalty": penalty}
@@ -241,7 +283,7 @@ class ConditionalGAN(keras.Model):
         x_hat = e * real + (1 - e) * fake
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            logits = self._d(x_hat, labels)
+            logits, _ = self._d(x_hat, labels)
         grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
         norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return losses.replica_mean(tf.square(norms - 1.0))

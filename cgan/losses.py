@@ -50,6 +50,33 @@ def wasserstein_losses(real_logits, fake_logits):
     return replica_mean(fake_logits) - replica_mean(real_logits), -replica_mean(fake_logits)
 
 
+def class_loss(class_logits, labels):
+    """Cross-entropy of an auxiliary classifier's logits (b, classes) against the labels (b, 1)."""
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    return replica_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=class_logits))
+
+
+# What a step also reports with an auxiliary classifier: its loss on the real batch (D's term) and on
+# the fakes (G's term), each before the --aux-weight factor.
+CLASS_FIGURES = ("d_class_loss", "g_class_loss")
+
+
+def mode_seeking(fake, noise):
+    """(G's mode-seeking loss, the ratio it grows) for fakes whose second half repeats the first half's labels.
+
+    The ratio is mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| over the pairs (row i of
+    each half), and the loss 1 / (ratio + 1e-5), as in Mao et al. (2019): small when
+    different noise gives different images. Each replica's own ratio: the loss is not
+    a mean of per-image terms, so under a strategy it is divided by the replica count.
+    """
+    half = tf.shape(fake)[0] // 2
+    fake, noise = tf.cast(fake, tf.float32), tf.cast(noise, tf.float32)
+    images = tf.reduce_mean(tf.abs(fake[:half] - fake[half : 2 * half]))
+    codes = tf.reduce_mean(tf.abs(noise[:half] - noise[half : 2 * half]))
+    ratio = images / codes
+    return replica_mean(1.0 / (ratio + 1e-5)), ratio
+
+
 @dataclasses.dataclass(frozen=True)
 class Loss:
     """A GAN objective, and what training records and does differently for it."""

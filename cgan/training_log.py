@@ -2,7 +2,8 @@
 
 `RUN_DIR/losses.csv` has one row per step: the step, then the figures the loss
 reports (`cgan.losses.Loss.figures`: the two losses and D's accuracies, or for a
-Wasserstein critic its distance estimate and the gradient penalty);
+Wasserstein critic its distance estimate and the gradient penalty; with an
+auxiliary classifier, its losses on real and fake images);
 `RUN_DIR/loss_curve.png` is drawn from it at every dump and at the end, and
 `python cgan_mnist.py --plot-losses RUN_DIR` draws it again.
 """
@@ -47,8 +48,9 @@ def plot_losses(run_dir) -> Path:
     fig = Figure(figsize=(8, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
     window = max(1, len(data["step"]) // 100)  # smooth over ~1% of the run; the raw values are faint behind
-    others = [name for name in data if name not in ("step", *LOSS_COLUMNS)]
-    for ax, names in ((top, LOSS_COLUMNS), (bottom, others)):
+    losses = [name for name in data if name.endswith("_loss")]  # with --aux-weight, the class losses too
+    others = [name for name in data if name not in ("step", *losses)]
+    for ax, names in ((top, losses), (bottom, others)):
         for name in names:
             (line,) = ax.plot(data["step"], data[name], alpha=0.25, linewidth=0.6)
             ax.plot(data["step"], _smooth(data[name], window), color=line.get_color(), label=name)
