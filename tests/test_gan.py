@@ -21,9 +21,8 @@ VARIANTS = {
     "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
     "unconditional": {"unconditional": True},
     "two-d-steps": {"critic_steps": 2},
-    "aux-classifier": {"aux_weight": 1.0},
+    "aux-classifier-mode-seeking": {"aux_weight": 1.0, "mode_seeking": 1.0},
     "aux-classifier-wgan-gp": {"loss": "wgan-gp", "critic_steps": 2, "aux_weight": 1.0},
-    "mode-seeking": {"mode_seeking": 1.0},
     "mode-seeking-two-d-steps": {"critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5},
 }
 
