@@ -57,7 +57,10 @@ class ConditionalGAN(keras.Model):
     D), which saves the second generator pass of alternating updates. With
     `critic_steps` above one, or a Wasserstein critic, the step first updates D
     `critic_steps` times, each on its own real batch and fresh fakes, then G once.
-    Unconditional networks (no `label` input) get no labels.
+    Unconditional networks (no `label` input) get no labels. Two optional terms:
+    `aux_weight` (D has a class head that learns real labels, G is pushed towards
+    fakes it reads as theirs) and `mode_seeking` (fakes drawn in pairs of one label,
+    G pushed to make each pair differ as its noises do).
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
     weights: it draws cleaner digits than the raw generator and is what gets
