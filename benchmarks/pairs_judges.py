@@ -31,8 +31,7 @@ SHIPPED = [ROOT / "models" / "pairs_below50.h5", ROOT / "models" / "pairs_number
 
 def read_numbers(judge, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (left, right) digits `judge` reads in 28x56 uint8 images."""
-    halves = np.concatenate([images[:, :, :28], images[:, :, 28:]])
-    digits = np.asarray(judge.predict(preprocess(halves), batch_size=500, verbose=0)).argmax(1)
+    digits = np.asarray(judge.predict(preprocess(evaluation.halves(images)), batch_size=500, verbose=0)).argmax(1)
     return digits[: len(images)], digits[len(images):]
 
 
@@ -46,7 +45,6 @@ def main(argv=None) -> int:
     parser.add_argument("generators", nargs="*", type=Path, default=SHIPPED, help="pairs generators (default: shipped)")
     args = parser.parse_args(argv)
     judges = {name: evaluation.load_classifier(evaluation.classifier_path(MNIST, name)) for name in evaluation.JUDGES}
-    test_digits, test_classes = MNIST.load(split="test")
     print(f"{cpu_description()}; share of samples meeting the condition asked for")
     print(f"{'':44s}" + "".join(f"{name:>10s}" for name in judges))
     real_rows = {}
@@ -63,11 +61,8 @@ def main(argv=None) -> int:
         print(f"{str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path):44s}"
               + "".join(f"{share:10.2%}" for share in shares))
         if dataset.condition not in real_rows:
-            # Real pairs of test digits: 10,000 random (left, right) pairs, the same for every run.
-            rng = np.random.default_rng(0)
-            left, right = rng.integers(0, len(test_digits), (2, 10_000))
-            real = np.concatenate([test_digits[left], test_digits[right]], axis=2)
-            truth = dataset.label(test_classes[left], test_classes[right])
+            # Real pairs of test digits, as --evaluate draws them for its reference line.
+            real, truth = dataset.pairs(*dataset.load(split="test"), len(labels), seed=0)
             real_rows[dataset.condition] = [condition_met(judge, dataset, real, truth) for judge in judges.values()]
             print(f"{'real pairs of test digits (' + dataset.condition + ')':44s}"
                   + "".join(f"{share:10.2%}" for share in real_rows[dataset.condition]))

@@ -416,12 +416,17 @@ class PairScores:
     count: int
 
 
+def halves(images: np.ndarray) -> np.ndarray:
+    """The left halves of pairs (n, h, 2w), then their right halves: (2n, h, w)."""
+    width = images.shape[2] // 2
+    return np.concatenate([images[:, :, :width], images[:, :, width:]])
+
+
 def score_pairs(evaluator: Evaluator, dataset: PairsDataset, images: np.ndarray, labels: np.ndarray) -> PairScores:
     """Figures for uint8 pairs (n, 28, 56) meant to show classes `labels` of `dataset`; `evaluator` is MNIST's."""
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
-    width = images.shape[2] // 2
-    halves = np.concatenate([images[:, :, :width], images[:, :, width:]])
-    _, logits = evaluator._run(halves)
+    both = halves(images)
+    _, logits = evaluator._run(both)
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     n = len(images)
@@ -431,7 +436,7 @@ def score_pairs(evaluator: Evaluator, dataset: PairsDataset, images: np.ndarray,
     per_class = tuple(float(met[labels == c].mean()) if (labels == c).any() else float("nan")
                       for c in range(dataset.num_classes))
     return PairScores(condition_met=float(met.mean()), per_class_met=per_class, both_confident=float(confident.mean()),
-                      halves=evaluator.score(halves, None), count=n)
+                      halves=evaluator.score(both, None), count=n)
 
 
 def pair_rows(generator, dataset: PairsDataset, *, data=None, per_class: int, seed: int = 0,
