@@ -80,6 +80,8 @@ def test_the_server_serves_the_page_files_with_their_types_and_nothing_else(tiny
             status, headers, body = get(url, path)
             assert status == 200 and headers["Content-Type"].split(";")[0] == mime, (path, headers)
             assert int(headers["Content-Length"]) == len(body) > 0
+            assert headers["Cross-Origin-Opener-Policy"] == "same-origin", path  # isolation: WebAssembly threads
+            assert headers["Cross-Origin-Embedder-Policy"] == "require-corp", path
         status, _, body = get(url, "/app.js?v=1")
         assert status == 200 and body == (web_app.PAGE / "app.js").read_bytes()
         assert get(url, "/", "HEAD")[0] == 200

@@ -214,12 +214,16 @@ def test_the_download_is_the_picture_shown(opened, shipped_url, tmp_path):
 
 def test_slider_redraws_are_fast(opened, shipped_url):
     page, _, _ = opened(shipped_url + "#seed=7")
-    figures = web_speed.measure(page, changes=50)
+    # The project's server isolates the page, so onnxruntime-web gets a thread per core (up to 4).
+    cores = page.evaluate("() => navigator.hardwareConcurrency")
+    assert page.evaluate("() => [self.crossOriginIsolated, window.cganDemo.state.threads]") == [True, min(4, cores)]
+    # 100 changes (the aim asks for at least 50): the 95th percentile of 50 rests on its 3 slowest.
+    figures = web_speed.measure(page, changes=100)
     one, grid = figures["one_per_class"], figures["grid16"]
-    print(f"slider redraw, {one['images']} images (one per class): median {one['median_ms']} ms, p95 {one['p95_ms']} ms; "
+    print(f"{min(4, cores)} threads; slider redraw, {one['images']} images (one per class): median {one['median_ms']} ms, p95 {one['p95_ms']} ms; "
           f"16-image grid: median {grid['median_ms']} ms, p95 {grid['p95_ms']} ms, max {grid['max_ms']} ms; "
           f"{one['changes']} changes each")
-    assert one["images"] == 10 and one["changes"] == 50
+    assert one["images"] == 10 and one["changes"] == 100
     assert one["p95_ms"] < 30
     assert grid["max_ms"] < 150
 
@@ -251,6 +255,9 @@ def test_the_exported_folder_works_on_a_plain_static_server(opened, tiny_generat
         page, _, _ = opened(f"http://127.0.0.1:{server.server_address[1]}/index.html#d=4&n=3")
         assert grid_images(page).shape == (3, 28, 28)
         assert page.text_content("#model-name") == "tiny.h5"
+        # no isolation headers on a plain static host: one WebAssembly thread, and it still draws
+        assert page.evaluate("() => self.crossOriginIsolated") is False
+        assert page.text_content("#threads") == "1 thread"
     finally:
         server.shutdown()
         server.server_close()

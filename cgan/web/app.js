@@ -16,6 +16,7 @@
   const state = {
     meta: null,
     session: null,
+    threads: 1, // WebAssembly threads of the session
     digits: [7],
     count: 8,
     seed: 0,
@@ -468,7 +469,11 @@
     state.morph.to = Math.min(8, classes - 1);
     state.offsets = state.meta.directions.names.map(() => 0);
     ort.env.wasm.wasmPaths = ortBase; // an absolute URL: the .mjs is imported relative to it
-    ort.env.wasm.numThreads = 1;
+    // Threads share memory only on a cross-origin-isolated page (the project's server sends the
+    // headers; a plain static host does not): then one thread per core, up to 4.
+    state.threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+    ort.env.wasm.numThreads = state.threads;
+    $("threads").textContent = state.threads === 1 ? "1 thread" : `${state.threads} threads`;
     state.session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
     buildControls();
     loadFromLink();
