@@ -18,6 +18,7 @@ import http.server
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -153,11 +154,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A browser that drops a connection mid-answer (a reload, a closed tab) is no error of ours."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def make_server(files: dict[str, bytes | Path], host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
     """An HTTP server for `files`, bound and listening; InputError if the address cannot be had."""
     handler = type("Handler", (_Handler,), {"files": dict(files)})
     try:
-        return http.server.ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise InputError(f"port {port} on {host} is in use: stop what runs there or choose another with --port") from None

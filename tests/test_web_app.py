@@ -91,6 +91,23 @@ def test_the_server_serves_the_page_files_with_their_types_and_nothing_else(tiny
             assert get(url, path)[0] == 404, path
 
 
+def test_a_browser_dropping_a_download_prints_nothing(tiny_site, capsys):
+    """A reload or a closed tab resets the connection mid-answer; the terminal stays quiet and the server serves on."""
+    import struct
+    import time
+
+    with running_server(tiny_site) as url:
+        host, port = url.removeprefix("http://").strip("/").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port))) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+                sock.sendall(f"GET /{web_app.VENDOR}/ort-wasm-simd-threaded.wasm HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                sock.recv(1024)  # the answer has begun
+        time.sleep(0.5)  # let the server's threads meet the reset
+        assert get(url, "/model.json")[0] == 200
+    assert capsys.readouterr().err == ""
+
+
 def test_a_port_in_use_gets_one_line(tiny_site, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
