@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     targs = cgan_mnist.build_parser().parse_args(train_flags)
     config = cgan_mnist.config_from_args(targs)
     evaluator = evaluation.Evaluator()
-    real = evaluation.reference_scores(evaluator)
+    real = evaluation.reference_scores(evaluator, per_digit=args.per_digit)  # as many real images as each evaluation
     timed = TimedEvaluation(evaluator, marks, args.per_digit, real)
     print(f"config: {config}")
     print(HEADER, flush=True)

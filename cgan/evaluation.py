@@ -22,8 +22,11 @@ The figures:
 - diversity ratio: mean pairwise convnet-feature distance within each class, divided by the
   same for real test images (1.0: as varied as the real data; near 0: mode collapse).
 
-The same figures for 1,000 real training images of each class (10,000 in all) are the
-reference line.
+The same figures for real training images, as many of each class as the generator is asked
+for (1,000 by default), are the reference line. The judges' features of the real test images
+and the reference lines are cached (`~/.cache/cgan_mnist/evaluation/`, or `$CGAN_CACHE_DIR`)
+under a digest of the judge's weights and the images: the same numbers, bit for bit, in half
+the time.
 
 A generator of two-digit pairs (28x56) is read half by half with the MNIST classifier
 (`score_pairs`): the share of pairs whose read number meets the condition asked for, the
@@ -34,6 +37,7 @@ halves against real test digits, beside the same figures for real pairs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -45,7 +49,7 @@ from cgan.backend import keras, tf
 from cgan.cli import ArgumentParser
 from cgan.data import FASHION, MNIST, Dataset, PairsDataset, dataset_of, preprocess
 from cgan.errors import InputError, UserError
-from cgan.files import atomic_path
+from cgan.files import atomic_path, cache_dir
 from cgan.sampling import class_count, generate, load_generator
 
 CLASSIFIERS = {MNIST.key: ROOT / "models" / "mnist_classifier.keras", FASHION.key: ROOT / "models" / "fashion_classifier.keras"}
@@ -55,6 +59,9 @@ JUDGES = ("convnet", "resnet")  # the feature networks: the first also reads the
 FEATURE_LAYER = "features"
 CONFIDENT = 0.9  # a pair's half counts as read with confidence at this top probability
 NEIGHBOURS = 3  # k of the k-nearest-neighbour precision and recall
+# Part of every cache key (features of the real images, real-data lines): bump it whenever
+# features or figures come to be computed differently, and earlier cache entries go unused.
+CACHE_VERSION = 1
 layers = keras.layers
 
 
@@ -200,14 +207,62 @@ class Scores:
     recall: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
+# ---------------------------------------------------------------------------
+# The cache: what the judges make of the real images is the same every time, so it is kept
+# (in `cgan.files.cache_dir()`) under a digest of everything it depends on: the judge's
+# weights, the images, the code version. A missing, stale or unreadable entry is recomputed.
+
+
+def _digest(*parts) -> str:
+    """SHA-256 of the parts (arrays by dtype, shape and bytes; anything else by its text), with CACHE_VERSION."""
+    h = hashlib.sha256(f"cgan.evaluation cache v{CACHE_VERSION}".encode())
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype}{part.shape}".encode())
+            part = np.ascontiguousarray(part).tobytes()
+        data = part if isinstance(part, bytes) else str(part).encode()
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def _cache_path(kind: str, key: str, suffix: str) -> Path:
+    return cache_dir() / "evaluation" / f"{kind}-{key[:40]}{suffix}"
+
+
+def _cached_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as saved:
+            return {name: saved[name] for name in names}
+    except Exception:  # absent, truncated or foreign: recompute
+        return None
+
+
+def _keep(path: Path, write) -> None:
+    """Write a cache entry atomically; a cache that cannot be written only costs time."""
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except (OSError, InputError):
+        pass
+
+
 class _FeatureSpace:
     """One judge's view of the real test images: its features of them, their statistics and neighbour radii."""
 
     def __init__(self, classifier: keras.Model, real_images: np.ndarray):
         self.model = keras.Model(classifier.input, [classifier.get_layer(FEATURE_LAYER).output, classifier.output])
-        self.real, _ = self.run(real_images)
+        self.key = _digest(classifier.to_json(), *map(np.asarray, classifier.get_weights()), FEATURE_LAYER,
+                           np.asarray(real_images))
+        path = _cache_path("features", self.key, ".npz")
+        cached = _cached_arrays(path, ("features", "radii"))
+        if cached is not None and len(cached["features"]) == len(cached["radii"]) == len(real_images):
+            self.real, self._radii = cached["features"].astype(np.float64), cached["radii"]
+        else:
+            self.real, _ = self.run(real_images)
+            self._radii = _neighbour_radii(self.real)
+            # float32 holds the features exactly: they come out of the network as float32
+            _keep(path, lambda tmp: np.savez(tmp, features=self.real.astype(np.float32), radii=self._radii))
         self.mu, self.sigma = self.real.mean(0), np.cov(self.real, rowvar=False)
-        self._radii = None
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
@@ -221,8 +276,6 @@ class _FeatureSpace:
         return frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), self.mu, self.sigma)
 
     def precision_recall(self, feats: np.ndarray) -> tuple[float, float]:
-        if self._radii is None:
-            self._radii = _neighbour_radii(self.real)
         return (_share_covered(feats, self.real, self._radii),
                 _share_covered(self.real, feats, _neighbour_radii(feats)))
 
@@ -245,6 +298,7 @@ class Evaluator:
         self.spaces = {"convnet": _FeatureSpace(self.classifier, x_test)}
         if second is not False:
             self.spaces["resnet"] = _FeatureSpace(second, x_test)
+        self.key = _digest(*(space.key for space in self.spaces.values()), y_test)
         feats = self.spaces["convnet"].real
         self.ref_spread = np.array([_mean_pairwise_distance(feats[y_test == d]) for d in range(self.num_classes)])
 
@@ -364,7 +418,16 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     rng = np.random.default_rng(seed)
     by_class = (np.flatnonzero(y_train == d) for d in range(evaluator.num_classes))
     pick = np.concatenate([rng.choice(index, size=min(per_digit, len(index)), replace=False) for index in by_class])
-    return evaluator.score(x_train[pick], y_train[pick])
+    images, labels = x_train[pick], y_train[pick]
+    path = _cache_path("real", _digest(evaluator.key, images, labels), ".json")
+    try:
+        saved = json.loads(path.read_text())
+        return Scores(**{name: tuple(v) if isinstance(v, list) else v for name, v in saved.items()})
+    except Exception:  # absent, truncated or foreign: recompute
+        pass
+    scores = evaluator.score(images, labels)
+    _keep(path, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(scores)) + "\n"))
+    return scores
 
 
 def _judged(s: Scores) -> tuple[str, str]:
@@ -486,7 +549,8 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
                               dataset=dataset)
         rows = {
             "generator": evaluator.score_generator(generator, per_digit=per_digit, seed=seed),
-            "real (train)": reference_scores(evaluator, data=data),
+            # the real line takes as many images as the generator gives: distances grow as samples shrink
+            "real (train)": reference_scores(evaluator, data=data, per_digit=per_digit),
         }
         table = format_table(rows)
     if as_json:

@@ -85,6 +85,11 @@ def atomic_path(path, *, suffix: str | None = None):
         raise
 
 
+def cache_dir() -> Path:
+    """Where measurements worth keeping between runs live: `$CGAN_CACHE_DIR`, else ~/.cache/cgan_mnist."""
+    return Path(os.environ.get("CGAN_CACHE_DIR") or Path.home() / ".cache" / "cgan_mnist")
+
+
 def write_text(path, text: str) -> Path:
     """Replace `path` with `text`, atomically."""
     with atomic_path(path) as tmp:

@@ -38,7 +38,9 @@ def compute_policy(precision: str) -> str:
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("CGAN_CACHE_DIR") or Path.home() / ".cache" / "cgan_mnist") / "precision.json"
+    from cgan.files import cache_dir
+
+    return cache_dir() / "precision.json"
 
 
 def cpu_description() -> str:

@@ -151,9 +151,9 @@ def test_evaluate_cli_json(tiny_generator_file, capsys):
 
 @pytest.mark.slow
 def test_evaluate_an_unconditional_generator(tiny_unconditional_generator_file, capsys):
-    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_unconditional_generator_file}"]) == 0
+    assert evaluation.main(["--generator", str(tiny_unconditional_generator_file), "--per-digit", "50"]) == 0
     out = capsys.readouterr().out
-    assert "10000 samples of any digit" in out and "KL" in out and "accuracy" not in out
+    assert "500 samples of any digit" in out and "KL" in out and "accuracy" not in out
     assert evaluation.main(["--generator", str(tiny_unconditional_generator_file), "--per-digit", "20", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["generator"]["accuracy"] is None and len(scores["generator"]["class_shares"]) == 10
@@ -190,3 +190,43 @@ def test_a_missing_judge_names_the_command_that_makes_it(monkeypatch, dataset, j
     monkeypatch.setattr(Path, "is_file", lambda self: False)
     with pytest.raises(InputError, match=f"python -m cgan.evaluation {command}"):
         evaluation.load_classifier(evaluation.classifier_path(dataset, judge))
+
+
+def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
+    classifier = evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER)
+    x, y = MNIST.load()
+    images, labels = x[:300], y[:300]
+    fresh = evaluation.Evaluator(classifier, second=False)
+    first = fresh.score(images, labels)
+    cached_files = sorted((tmp_path / "evaluation").iterdir())
+    assert [p.suffix for p in cached_files] == [".npz"]
+    with monkeypatch.context() as patched:  # from the cache, with no pass of the 10,000 images
+        patched.setattr(evaluation._FeatureSpace, "run", lambda self, images: pytest.fail("recomputed"))
+        again = evaluation.Evaluator(classifier, second=False)
+    assert np.array_equal(again.spaces["convnet"].real, fresh.spaces["convnet"].real)
+    assert again.score(images, labels) == first
+    # a truncated entry (a disk that filled up, say) is recomputed and replaced
+    cached_files[0].write_bytes(cached_files[0].read_bytes()[:1000])
+    assert evaluation.Evaluator(classifier, second=False).score(images, labels) == first
+    assert cached_files[0].stat().st_size > 1000
+    # other weights are another judge: its features are computed, not taken from the first's entry
+    classifier.layers[-1].set_weights([w * 2 for w in classifier.layers[-1].get_weights()])
+    changed = evaluation.Evaluator(classifier, second=False)
+    assert changed.key != fresh.key and len(list((tmp_path / "evaluation").iterdir())) == 2
+
+
+def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
+    judge = evaluation.Evaluator(evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER), second=False)
+    first = evaluation.reference_scores(judge, per_digit=20)
+    lines = list((tmp_path / "evaluation").glob("real-*.json"))
+    assert len(lines) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(judge, "score", lambda *args: pytest.fail("recomputed"))
+        assert evaluation.reference_scores(judge, per_digit=20) == first
+    lines[0].write_text("{not json")
+    assert evaluation.reference_scores(judge, per_digit=20) == first
+    assert json.loads(lines[0].read_text())["count"] == 200
+    other = evaluation.reference_scores(judge, per_digit=20, seed=1)  # other images: another entry
+    assert other != first and len(list((tmp_path / "evaluation").glob("real-*.json"))) == 2
