@@ -11,6 +11,10 @@ Serves the page (`cgan.web_app`) on 127.0.0.1, opens it in Debian's Chromium
 - one per class: all ten digits, one image each; a slider moves, the grid is redrawn;
 - a 16-image grid: one digit, 16 images; a slider moves, the grid is redrawn.
 
+The server isolates the page (COOP/COEP), so onnxruntime-web runs a WebAssembly thread per
+core, up to 4; `--threads 1` serves it without isolation, as a plain static host would, for
+the one-thread figures.
+
 A redraw is timed by the page from the slider's input event to the pixels on the canvas
 (the figure the page shows). Each change waits for the previous redraw, as a hand would.
 """
@@ -35,11 +39,11 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 @contextlib.contextmanager
-def running_server(files):
+def running_server(files, *, isolate: bool = True):
     """Serve `files` (cgan.web_app.site) on a free loopback port in a thread; yield the page's URL."""
     from cgan.web_app import make_server
 
-    server = make_server(files, "127.0.0.1", 0)
+    server = make_server(files, "127.0.0.1", 0, isolate=isolate)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -141,6 +145,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--generator", default=str(ROOT / "cgan_mnist.h5"))
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="fresh page loads (default: 3)")
+    parser.add_argument("--threads", choices=["auto", "1"], default="auto",
+                        help="auto: the isolated page, a thread per core (default); 1: no isolation, one thread")
     parser.add_argument("--screenshot", help="also save a screenshot of the page here")
     parser.add_argument("--out", help="write the figures to OUT.txt and OUT.json")
     args = parser.parse_args(argv)
@@ -150,12 +156,14 @@ def main(argv=None) -> dict:
     from cgan.web_app import site
 
     rounds = []
-    with running_server(site(args.generator)) as url, sync_playwright() as playwright:
+    # --threads 1: served as a plain static host serves it, without isolation headers
+    with running_server(site(args.generator), isolate=args.threads != "1") as url, sync_playwright() as playwright:
         browser = launch(playwright)
         for _ in range(args.rounds):
             page, log, wall_ms = open_page(browser, url)
-            ready_ms = page.evaluate("() => window.cganDemo.ready")
-            rounds.append({"ready_ms": round(ready_ms), "ready_wall_ms": round(wall_ms), **measure(page, changes=args.changes),
+            ready_ms, threads = page.evaluate("() => [window.cganDemo.ready, window.cganDemo.state.threads]")
+            rounds.append({"ready_ms": round(ready_ms), "ready_wall_ms": round(wall_ms), "threads": threads,
+                           **measure(page, changes=args.changes),
                            "problems": log.problems(), "foreign_requests": log.foreign_requests()})
             page.close()
         if args.screenshot:
@@ -171,7 +179,9 @@ def main(argv=None) -> dict:
     from cgan.precision import cpu_description
 
     result = {"cpu": cpu_description(), "chromium": version, "generator": Path(args.generator).name, "rounds": rounds}
-    lines = [f"web_speed: {result['generator']} in Chromium {version} (headless), onnxruntime-web wasm, 1 thread; CPU: {result['cpu']}"]
+    threads = sorted({r["threads"] for r in rounds})
+    lines = [f"web_speed: {result['generator']} in Chromium {version} (headless), onnxruntime-web wasm, "
+             f"{'/'.join(map(str, threads))} thread(s); CPU: {result['cpu']}"]
     for i, r in enumerate(rounds, 1):
         one, grid = r["one_per_class"], r["grid16"]
         lines.append(f"round {i}: ready {r['ready_ms']} ms (page) / {r['ready_wall_ms']} ms (goto to ready); "

@@ -122,6 +122,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves the files of one site, by exact path; everything else is a 404."""
 
     files: dict[str, bytes | Path] = {}
+    isolation_headers: dict[str, str] = ISOLATION_HEADERS
     server_version = "cgan"
     sys_version = ""
 
@@ -144,7 +145,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        for header, value in ISOLATION_HEADERS.items():
+        for header, value in self.isolation_headers.items():
             self.send_header(header, value)
         self.end_headers()
         if body:
@@ -161,9 +162,13 @@ class _Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(files: dict[str, bytes | Path], host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for `files`, bound and listening; InputError if the address cannot be had."""
-    handler = type("Handler", (_Handler,), {"files": dict(files)})
+def make_server(files: dict[str, bytes | Path], host: str = "127.0.0.1", port: int = 8000, *,
+                isolate: bool = True) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for `files`, bound and listening; InputError if the address cannot be had.
+
+    `isolate=False` leaves out the cross-origin isolation headers, as a plain static host does.
+    """
+    handler = type("Handler", (_Handler,), {"files": dict(files), "isolation_headers": ISOLATION_HEADERS if isolate else {}})
     try:
         return _Server((host, port), handler)
     except OSError as exc:
