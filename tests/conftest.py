@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import signal
 import subprocess
@@ -16,13 +17,43 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# --precision auto's timings are remembered per test session, not in the user's own cache.
-os.environ["CGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cgan_test_cache_")
+# --precision auto's timings and the judges' features are remembered per test session (shared by
+# pytest-xdist's workers of one run), not in the user's own cache.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN:
+    os.environ["CGAN_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"cgan_test_cache_{_RUN}")
+    os.makedirs(os.environ["CGAN_CACHE_DIR"], exist_ok=True)
+else:
+    os.environ["CGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cgan_test_cache_")
 
 import cgan_mnist  # noqa: E402
 from cgan.backend import keras  # noqa: E402
 from cgan.config import Config  # noqa: E402
 from cgan.sampling import save_generator  # noqa: E402
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a test marked `timed` runs alone: its figures must not share the 2 cores.
+
+    Every test holds a shared lock on one file of the run from its setup to its teardown;
+    a timed test takes the lock exclusively, so it waits for the other worker's test to end
+    and holds the next one back until it is done.
+    """
+    if not _RUN:
+        return (yield)
+    with open(os.path.join(tempfile.gettempdir(), f"cgan_tests_{_RUN}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("timed") else fcntl.LOCK_SH)
+        return (yield)
+
+
+# The longest tests (1-2.5 minutes each) go first, so that the two workers share out the short
+# ones around them and end together, instead of one worker finishing a long test alone.
+LONGEST = ("test_notebook.py", "test_kills.py", "test_benchmarks.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONGEST)
+
 
 # Tiny networks: the tests check behaviour, not sample quality.
 TINY = dict(latent_dim=8, g_width=8, d_width=8, batch_size=16)
