@@ -194,6 +194,7 @@ def test_a_missing_judge_names_the_command_that_makes_it(monkeypatch, dataset, j
         evaluation.load_classifier(evaluation.classifier_path(dataset, judge))
 
 
+@pytest.mark.slow
 def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale(monkeypatch, tmp_path):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
     classifier = evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER)
@@ -218,6 +219,7 @@ def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale
     assert changed.key != fresh.key and len(list((tmp_path / "evaluation").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
     judge = evaluation.Evaluator(evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER), second=False)
