@@ -189,9 +189,10 @@ def main(argv=None) -> dict:
 
     from cgan.web_app import site
 
+    files = site(args.generator)
     rounds = []
     # --threads 1: served as a plain static host serves it, without isolation headers
-    with running_server(site(args.generator), isolate=args.threads != "1") as url, sync_playwright() as playwright:
+    with running_server(files, isolate=args.threads != "1") as url, sync_playwright() as playwright:
         browser = launch(playwright)
         for _ in range(args.rounds):
             page, log, wall_ms = open_page(browser, url)
@@ -208,7 +209,7 @@ def main(argv=None) -> dict:
             page.screenshot(path=args.screenshot)
             print(f"wrote {args.screenshot}")
         # the machine's pace, for the aim's scaled limit: the bare model on one thread
-        with running_server(site(args.generator), isolate=False) as plain_url:
+        with running_server(files, isolate=False) as plain_url:
             page, _, _ = open_page(browser, plain_url)
             one_thread_ms = model_ms(page)
             page.close()

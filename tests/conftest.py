@@ -31,6 +31,7 @@ from cgan.backend import keras  # noqa: E402
 from cgan.config import Config  # noqa: E402
 from cgan.sampling import save_generator  # noqa: E402
 
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Under pytest-xdist, a test marked `timed` runs alone: its figures must not share the 2 cores.
