@@ -46,6 +46,7 @@ from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_file, check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
+from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, class_count, generate, generate_batches, image_size, load_generator
 
 __all__ = ["build_generator", "build_discriminator", "build_adversarial", "NETWORKS", "train", "resume", "make_gan",
@@ -180,8 +181,8 @@ def plot_architecture(folder, config: Config = Config(), *, quiet_failure: bool 
 
 
 def make_gan(config: Config) -> ConditionalGAN:
-    """A compiled ConditionalGAN of this script's networks for `config`."""
-    return _make_gan(config, NETWORKS)
+    """A compiled ConditionalGAN of this script's networks for `config` (precision "auto" resolved here first)."""
+    return _make_gan(resolve(config, NETWORKS, verbose=False), NETWORKS)
 
 
 def train(config: Config, *, out_dir, **options) -> Path:
@@ -457,8 +458,8 @@ def config_from_args(args) -> Config:
         if args.dataset != "pairs":
             raise UserError(f"--condition is for --dataset pairs (number or below50), not --dataset {args.dataset}")
         overrides["condition"] = args.condition
-    if args.dry_run:  # two steps: timing both precisions for auto would take longer than the run
-        overrides.update(train_steps=2, save_interval=1, **({"precision": "float32"} if args.precision == "auto" else {}))
+    if args.dry_run:  # two steps, after --precision auto says what it takes here (seconds, once per machine)
+        overrides.update(train_steps=2, save_interval=1)
     return config_flags.from_args(args, **overrides)
 
 

@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import cgan_mnist  # noqa: E402
-from cgan.config import Config  # noqa: E402
+from cgan.config import Config, compute_policy  # noqa: E402
 from cgan import config as config_module  # noqa: E402
 from cgan import evaluation, images  # noqa: E402
 from cgan.backend import keras  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
-from cgan.precision import compute_policy, resolve  # noqa: E402
+from cgan.precision import resolve  # noqa: E402
 from cgan.sampling import class_count, generate, load_generator  # noqa: E402
 
 VARIANTS = {

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from cgan import evaluation  # noqa: E402
 from cgan.data import MNIST, PairsDataset, dataset_of, preprocess  # noqa: E402
+from cgan.judges import JUDGES, classifier_path, load_classifier  # noqa: E402
 from cgan.precision import cpu_description  # noqa: E402
 from cgan.sampling import generate, load_generator  # noqa: E402
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("generators", nargs="*", type=Path, default=SHIPPED, help="pairs generators (default: shipped)")
     args = parser.parse_args(argv)
-    judges = {name: evaluation.load_classifier(evaluation.classifier_path(MNIST, name)) for name in evaluation.JUDGES}
+    judges = {name: load_classifier(classifier_path(MNIST, name)) for name in JUDGES}
     print(f"{cpu_description()}; share of samples meeting the condition asked for")
     print(f"{'':44s}" + "".join(f"{name:>10s}" for name in judges))
     real_rows = {}

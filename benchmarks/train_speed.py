@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cgan_mnist  # noqa: E402
 from cgan.backend import keras  # noqa: E402
-from cgan.config import Config  # noqa: E402
+from cgan.config import Config, compute_policy  # noqa: E402
 from cgan.data import MNIST, preprocess  # noqa: E402
 from cgan.gan import adam, steps_per_call  # noqa: E402
-from cgan.precision import compute_policy, resolve  # noqa: E402
+from cgan.precision import resolve  # noqa: E402
 
 
 def project_runner(config: Config, images, labels):

@@ -16,6 +16,8 @@ from cgan.data import CONDITIONS, DATASET_NAMES, dataset_named
 from cgan.errors import UserError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+# The Keras dtype policy of each precision that trains; "auto" is first resolved to one (cgan.precision.resolve).
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
 # Defaults that depend on the loss, taken unless the user sets the field: the WGAN-GP paper's
 # Adam settings (Gulrajani et al., 2017: rates 1e-4, betas 0.5 / 0.9, the second being every
@@ -102,6 +104,13 @@ class Config:
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0}
+
+
+def compute_policy(precision: str) -> str:
+    """The Keras dtype policy of a resolved precision ("float32" or "bfloat16")."""
+    if precision not in POLICIES:
+        raise ValueError(f"precision {precision!r} has no policy; resolve 'auto' first (cgan.precision.resolve)")
+    return POLICIES[precision]
 
 
 def data_of(config: Config):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from cgan.backend import keras
 from cgan.errors import InputError
-from cgan.files import atomic_path, make_folder
+from cgan.files import atomic_path, check_folder, make_folder
 
 
 def draw(models, folder, *, quiet_failure: bool = False) -> list[Path]:
     """Write FOLDER/<model name>.png for each model; with `quiet_failure`, print a note instead of raising."""
-    folder = Path(folder)
+    folder = check_folder(folder)  # a path that cannot be a folder is the first thing to say, with or without `dot`
     if shutil.which("dot") is None:
         message = "architecture diagrams need Graphviz's `dot`: apt-get install graphviz (or brew install graphviz)"
         if quiet_failure:

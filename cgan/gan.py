@@ -13,10 +13,9 @@ from typing import Callable
 import numpy as np
 
 from cgan.backend import keras, tf
-from cgan.config import Config
+from cgan.config import Config, compute_policy
 from cgan import losses
 from cgan.losses import LOSSES, Loss
-from cgan.precision import compute_policy, resolve
 from cgan.sampling import class_count, latent_dim
 
 
@@ -361,7 +360,6 @@ def make_gan(config: Config, networks: Networks, *, strategy=None) -> Conditiona
     # Grappler's remapper fails on this step's graph and logs an error line at the first step
     # ("remapper failed: ... Mutation::Apply error"); without it the step runs as fast (measured).
     tf.config.optimizer.set_experimental_options({"remapping": False})
-    config = resolve(config, networks, verbose=False)
     policy = compute_policy(config.precision)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         # D before G: the order in which the weights draw from the seeded initializers (runs stay reproducible).

@@ -1,13 +1,15 @@
-"""Which dtype policy trains fastest here: measured once per machine and model size, then remembered.
+"""`--precision auto`: float32 or mixed bfloat16, whichever trains faster here.
 
-`--precision auto` times a few training steps in float32 and in mixed bfloat16 on
-the machine at hand and takes the faster. No CPU flag predicts it: on an Intel CPU
-with AMX mixed bfloat16 ran 1.4-1.9x float32, on an Intel CPU with AVX-512 BF16 but
-no AMX it was slower, and on an AMD EPYC with AVX-512 BF16 and no AMX it was 1.27x
-faster (docs/experiments.md). The choice is cached in
-`~/.cache/cgan_mnist/precision.json` (or `$CGAN_CACHE_DIR`), keyed by the CPU, the
-TensorFlow version and everything in the Config that sets a step's work, so it costs
-some seconds once and nothing after.
+Where the hardware has no bfloat16 arithmetic (an x86 CPU without AVX-512 BF16 or AMX, an
+ARM CPU without `bf16`), mixed bfloat16 is emulated: 10x slower than float32 on an AVX2-only
+AMD EPYC. There auto takes float32 at once and times nothing. Where it has (or where it
+cannot tell: a GPU, another architecture), no flag predicts the winner: on an Intel CPU with
+AMX mixed bfloat16 ran 1.4-1.9x float32, on an Intel CPU with AVX-512 BF16 but no AMX it was
+slower, on an AMD EPYC with AVX-512 BF16 1.2-1.3x faster (docs/experiments.md). So both are
+timed, float32 first, within a budget of BUDGET_S seconds; a candidate whose warm-up is
+already clearly slower is dropped there. The choice is cached in
+`~/.cache/cgan_mnist/precision.json` (or `$CGAN_CACHE_DIR`), keyed by the CPU, the TensorFlow
+version and the Config fields that set a step's work, so it costs seconds once and nothing after.
 """
 
 from __future__ import annotations
@@ -19,22 +21,21 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+from cgan.config import POLICIES
+
 MARGIN = 1.05  # bfloat16 must be this much faster to be chosen: within noise, float32 is the simpler numerics
-# bfloat16 runs its first few steps much slower; float32 steps run in spells of about 62 or about
-# 126 ms on the AMD EPYC (measured), hence five rounds and the fastest of them.
-WARMUP_STEPS, TIMED_STEPS, ROUNDS = 15, 10, 5
+CLEARLY_SLOWER = 1.5  # a candidate whose warm-up steps are this much slower than float32's is not timed further
+BUDGET_S = 20.0  # all the measuring of one model size, building and compiling both steps included
+# bfloat16 runs its first few steps slower; float32 steps run in spells of about 62 or about 126 ms on
+# the AMD EPYC (measured), hence alternating rounds of about ROUND_S seconds each and the fastest of them.
+WARMUP_STEPS, ROUND_S, ROUNDS = 8, 0.6, 5
 # Config fields that change how much work one step is; the rest (rates, seeds, schedules) do not.
 WORK_FIELDS = ("dataset", "condition", "batch_size", "latent_dim", "g_width", "g_extra_convs", "d_width", "d_extra_convs",
                "loss", "critic_steps", "unconditional")
-
-
-def compute_policy(precision: str) -> str:
-    """The Keras dtype policy of a resolved precision ("float32" or "bfloat16"); call `resolve` for "auto" first."""
-    if precision not in POLICIES:
-        raise ValueError(f"precision {precision!r} has no policy; resolve 'auto' first (cgan.precision.resolve)")
-    return POLICIES[precision]
+# The CPU flags that say whether bfloat16 arithmetic is native (x86: `flags`, ARM: `Features` in /proc/cpuinfo).
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 
 def cache_file() -> Path:
@@ -43,19 +44,46 @@ def cache_file() -> Path:
     return cache_dir() / "precision.json"
 
 
-def cpu_description() -> str:
-    """The CPU's model name and the flags that matter to bfloat16 speed."""
+def cpu_info(text: str | None = None) -> tuple[str, set[str]]:
+    """The CPU's model name and flags, from `/proc/cpuinfo` (or `text` in its format)."""
     name, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    relevant = sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma"})
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model") or (key == "CPU part" and name == "unknown"):
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return name, flags
+
+
+def cpu_description(text: str | None = None) -> str:
+    """The CPU's model name and the flags that matter to float32 and bfloat16 speed."""
+    name, flags = cpu_info(text)
+    relevant = sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma", "bf16", "asimd"})
     return f"{name} [{' '.join(relevant)}] x{os.cpu_count()}"
+
+
+def native_bfloat16(text: str | None = None, *, machine: str | None = None) -> bool | None:
+    """Whether this CPU does bfloat16 arithmetic in hardware: True, False, or None where its flags do not say."""
+    _, flags = cpu_info(text)
+    if flags & BF16_FLAGS:
+        return True
+    machine = (machine or platform.machine()).lower()
+    if flags and machine in ("x86_64", "amd64", "i686", "aarch64", "arm64"):
+        return False
+    return None
+
+
+def _has_gpu() -> bool:
+    from cgan.backend import tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def cache_key(config) -> str:
@@ -83,8 +111,8 @@ def _remember(key: str, entry: dict) -> None:
         pass
 
 
-def _runner(config, networks, precision: str, dataset):
-    """A function running n training steps of `config` in `precision` on random images."""
+def _runner(config, networks, precision: str, dataset) -> Callable[[int], float]:
+    """A function running n training steps of `config` in `precision` on random images; it returns seconds a step."""
     import numpy as np
 
     from cgan.backend import tf
@@ -97,53 +125,82 @@ def _runner(config, networks, precision: str, dataset):
     images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
     labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    return lambda steps: gan.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+    def run(steps: int) -> float:
+        start = time.perf_counter()
+        gan.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
+def measure(make_runner: Callable[[str], Callable[[int], float]], *, budget: float = BUDGET_S,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Seconds a step of each precision (float32 first), from `make_runner(precision)`'s runs, within `budget` s.
+
+    Each runner compiles on one step, then warms up. A candidate whose warm-up is
+    CLEARLY_SLOWER than float32's is dropped there (its figure is its warm-up's). The
+    others are timed in alternating rounds of about ROUND_S s, so that a busy spell of the machine slows
+    both rather than one, until ROUNDS rounds or the budget; each figure is its fastest
+    round, since a spell only ever adds time.
+    """
+    deadline = clock() + budget
+    runners, times = {}, {}
+    for precision in POLICIES:
+        run = runners[precision] = make_runner(precision)
+        run(1)  # traces and compiles the step
+        times[precision] = [run(WARMUP_STEPS)]
+        if precision != "float32" and times[precision][0] > CLEARLY_SLOWER * min(times["float32"]):
+            del runners[precision]
+    for _ in range(ROUNDS):
+        steps = {precision: max(2, round(ROUND_S / min(times[precision]))) for precision in runners}
+        if clock() + sum(n * min(times[precision]) for precision, n in steps.items()) > deadline:
+            break
+        for precision, run in runners.items():
+            times[precision].append(run(steps[precision]))
+    return {precision: float(min(t)) for precision, t in times.items()}
 
 
 def step_times(config, networks, dataset) -> dict[str, float]:
-    """Seconds of one training step of `config` in each precision: its fastest round, after a warm-up.
-
-    The precisions are timed in alternating rounds, so that a busy spell of the machine
-    slows both rather than one; the fastest round, because a spell only ever adds time.
-    """
-    import numpy as np
-
+    """Seconds of one training step of `config` in each precision, measured here (see `measure`)."""
     from cgan.backend import keras
 
-    runners = {precision: _runner(config, networks, precision, dataset) for precision in POLICIES}
-    for run in runners.values():
-        run(WARMUP_STEPS)
-    times = {precision: [] for precision in POLICIES}
-    for _ in range(ROUNDS):
-        for precision, run in runners.items():
-            start = time.perf_counter()
-            run(TIMED_STEPS)
-            times[precision].append((time.perf_counter() - start) / TIMED_STEPS)
-    del runners
-    keras.backend.clear_session(free_memory=True)
-    return {precision: float(np.min(t)) for precision, t in times.items()}
+    try:
+        return measure(lambda precision: _runner(config, networks, precision, dataset))
+    finally:
+        keras.backend.clear_session(free_memory=True)
 
 
 def resolve(config, networks, *, verbose: bool = True):
-    """`config` with precision "auto" replaced by the faster of float32 and bfloat16 here (measured or cached)."""
+    """`config` with precision "auto" replaced by float32 or bfloat16, whichever is faster here (known, cached or timed)."""
     if config.precision != "auto":
         return config
+    if native_bfloat16() is False and not _has_gpu():
+        if verbose:
+            print("--precision auto: float32 (this CPU has no bfloat16 instructions, so mixed bfloat16 would be "
+                  "emulated, about 10x slower; nothing timed)", flush=True)
+        return dataclasses.replace(config, precision="float32")
     from cgan.config import data_of
 
     key = cache_key(config)
     entry = _read_cache().get(key)
     if entry is None:
-        dataset = data_of(config)
-        times = step_times(config, networks, dataset)
+        if verbose:
+            print(f"--precision auto: timing float32 and bfloat16 once for this machine and model size, "
+                  f"up to {BUDGET_S:.0f} s", flush=True)
+        start = time.perf_counter()
+        times = step_times(config, networks, data_of(config))
         choice = "bfloat16" if times["bfloat16"] * MARGIN < times["float32"] else "float32"
         entry = {"choice": choice, "ms_per_step": {p: round(1000 * t, 1) for p, t in times.items()},
-                 "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M")}
+                 "cpu": cpu_description(), "measured": time.strftime("%Y-%m-%d %H:%M"),
+                 "seconds": round(time.perf_counter() - start, 1)}
         _remember(key, entry)
-        how = "measured"
+        how = f"measured in {entry['seconds']} s"
     else:
         how = f"measured {entry['measured']}, cached in {cache_file()}"
     if verbose:
         ms = entry["ms_per_step"]
-        print(f"--precision auto: {entry['choice']} (float32 {ms['float32']} ms a step, bfloat16 {ms['bfloat16']} ms; "
-              f"{how})", flush=True)
+        ratio = ms["float32"] / ms["bfloat16"]
+        print(f"--precision auto: {entry['choice']} (float32 {ms['float32']} ms a step, bfloat16 {ms['bfloat16']} ms: "
+              f"bfloat16 {ratio:.2f}x as fast; {how})", flush=True)
     return dataclasses.replace(config, precision=entry["choice"])

@@ -18,12 +18,12 @@ import numpy as np
 
 from cgan import checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
-from cgan.config import Config, data_of, from_run
+from cgan.config import Config, compute_policy, data_of, from_run
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_folder, folder_lock, make_folder, remove_temporaries, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
 from cgan.images import tile, write_png
-from cgan.precision import compute_policy, resolve
+from cgan.precision import resolve
 from cgan.sampling import class_count, generate, save_generator
 
 RUN_FILE = "run.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -54,6 +55,16 @@ LONGEST = ("test_notebook.py", "test_kills.py", "test_benchmarks.py")
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name not in LONGEST)
+
+
+def needs_system_package(present: bool, package: str, what: str):
+    """Skip unless `present`, saying which Debian package to install (install.sh installs them all)."""
+    return pytest.mark.skipif(not present, reason=f"{what} is not installed: apt-get install {package} (or bash install.sh)")
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+needs_dot = needs_system_package(shutil.which("dot") is not None, "graphviz", "Graphviz's dot")
+needs_fashion = needs_system_package(FASHION_DIR.is_dir(), "dataset-fashion-mnist", "Fashion-MNIST")
 
 
 # Tiny networks: the tests check behaviour, not sample quality.

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, assert_one_line_error, run_cli, run_main
+from conftest import ROOT, TINY, assert_one_line_error, needs_dot, run_cli, run_main
 
 import cgan_mnist
 from cgan import images
@@ -80,7 +80,7 @@ def test_networks_follow_the_config():
 # --- diagrams -------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (.ci/run installs it)")
+@needs_dot
 def test_plot_architecture_writes_three_diagrams(tmp_path):
     assert cgan_mnist.main(["--plot-architecture", str(tmp_path)]) == 0
     from PIL import Image

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, assert_one_line_error, run_main, tiny_config
+from conftest import FASHION_DIR, ROOT, TINY, assert_one_line_error, needs_fashion, run_main, tiny_config
 
 import cgan_mnist
 from cgan.data import FASHION, MNIST, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of
 from cgan.errors import UserError
 from cgan.sampling import load_generator, save_generator
 
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(not DEBIAN_FASHION.is_dir(),
-                                   reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
 
 
 def test_pair_labels_and_condition_bits_for_hand_checked_pairs():
@@ -71,7 +68,7 @@ def test_dataset_names_and_conditions():
 def test_the_fashion_loader_reads_debians_files_and_names_its_classes():
     x, y = FASHION.load(split="test")
     assert x.shape == (10000, 28, 28) and x.dtype == np.uint8 and np.bincount(y).tolist() == [1000] * 10
-    assert FASHION.load(DEBIAN_FASHION, "train")[0].shape == (60000, 28, 28)
+    assert FASHION.load(FASHION_DIR, "train")[0].shape == (60000, 28, 28)
     assert [FASHION.parse_class(t) for t in ("shirt", "Shirt", "6", "ankle boot", "boot", "T-shirt/top", "tshirt")] == \
         [6, 6, 6, 9, 9, 0, 0]
     with pytest.raises(ValueError, match="'hat' is not a class 0-9 \\(or one of t-shirt/top, trouser"):
@@ -81,7 +78,7 @@ def test_the_fashion_loader_reads_debians_files_and_names_its_classes():
 @needs_fashion
 def test_a_fashion_folder_with_a_missing_file_is_refused_in_one_line(tmp_path, capsys):
     for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copy(DEBIAN_FASHION / name, tmp_path / name)
+        shutil.copy(FASHION_DIR / name, tmp_path / name)
     with pytest.raises(UserError, match="expected train-labels-idx1-ubyte or train-labels-idx1-ubyte.gz"):
         FASHION.load(tmp_path, "train")
     code = run_main(["--dataset", "fashion", "--data", str(tmp_path), "--train-steps", "1", "--out-dir", str(tmp_path / "run")])
@@ -101,8 +98,8 @@ def test_the_keras_fallback_says_so_when_offline(monkeypatch):
 @pytest.fixture(scope="module")
 def fashion_small(tmp_path_factory) -> Path:
     """512 training and 256 test images of Fashion-MNIST as a folder of gzipped IDX files."""
-    if not DEBIAN_FASHION.is_dir():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    if not FASHION_DIR.is_dir():
+        pytest.skip(needs_fashion.kwargs["reason"])
     folder = tmp_path_factory.mktemp("fashion")
     for split, prefix, count in (("train", "train", 512), ("test", "t10k", 256)):
         images, labels = FASHION.load(split=split)
@@ -223,6 +220,7 @@ def test_the_shipped_pairs_models_draw_what_is_asked_for(name, asked, least, con
 
 
 @pytest.mark.slow
+@needs_fashion
 def test_the_shipped_fashion_model_draws_the_class_asked_for():
     from cgan import evaluation
 

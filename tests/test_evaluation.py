@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 import cgan_mnist
-from cgan import evaluation
+from cgan import evaluation, judges
 from cgan.data import FASHION, MNIST
 from cgan.errors import InputError
 from cgan.sampling import load_generator
@@ -39,7 +39,7 @@ def test_shipped_classifier_reads_the_test_set(evaluator):
 
 
 def test_the_second_judge_is_another_network_that_reads_digits_too():
-    first, second = (evaluation.load_classifier(evaluation.classifier_path(MNIST, judge)) for judge in evaluation.JUDGES)
+    first, second = (judges.load_classifier(judges.classifier_path(MNIST, judge)) for judge in judges.JUDGES)
     assert {type(layer).__name__ for layer in second.layers} - {type(layer).__name__ for layer in first.layers} >= {
         "BatchNormalization", "Add", "GlobalAveragePooling2D"}
     x, y = MNIST.load(split="test")
@@ -51,7 +51,7 @@ def test_recall_falls_when_classes_are_missing_and_precision_does_not(evaluator,
     x, y = real_train
     half = evaluator.score(x[y < 5], y[y < 5])  # real digits, but only 0-4: faithful, half the variety
     whole = evaluator.score(x, y)
-    for judge in evaluation.JUDGES:
+    for judge in judges.JUDGES:
         assert half.precision[judge] > 0.8 and whole.precision[judge] > 0.8
         assert whole.recall[judge] > 0.8 and half.recall[judge] < 0.65 * whole.recall[judge]
 
@@ -137,9 +137,9 @@ def test_frechet_distance_of_known_gaussians():
 
 
 def test_classifier_training_runs_and_saves(mnist_small, tmp_path):
-    path, accuracy = evaluation.train_classifier(tmp_path / "clf.keras", data=mnist_small, epochs=1, verbose=0)
+    path, accuracy = judges.train_classifier(tmp_path / "clf.keras", data=mnist_small, epochs=1, verbose=0)
     assert 0 <= accuracy <= 1
-    assert evaluation.load_classifier(path).output.shape[-1] == 10
+    assert judges.load_classifier(path).output.shape[-1] == 10
 
 
 @pytest.mark.slow
@@ -191,13 +191,13 @@ def test_shipped_generator_draws_the_digits_asked_for(evaluator):
 def test_a_missing_judge_names_the_command_that_makes_it(monkeypatch, dataset, judge, command):
     monkeypatch.setattr(Path, "is_file", lambda self: False)
     with pytest.raises(InputError, match=f"python -m cgan.evaluation {command}"):
-        evaluation.load_classifier(evaluation.classifier_path(dataset, judge))
+        judges.load_classifier(judges.classifier_path(dataset, judge))
 
 
 @pytest.mark.slow
 def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale(monkeypatch, tmp_path):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
-    classifier = evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER)
+    classifier = judges.load_classifier(judges.DEFAULT_CLASSIFIER)
     x, y = MNIST.load()
     images, labels = x[:300], y[:300]
     fresh = evaluation.Evaluator(classifier, second=False)
@@ -222,7 +222,7 @@ def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale
 @pytest.mark.slow
 def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
-    judge = evaluation.Evaluator(evaluation.load_classifier(evaluation.DEFAULT_CLASSIFIER), second=False)
+    judge = evaluation.Evaluator(judges.load_classifier(judges.DEFAULT_CLASSIFIER), second=False)
     first = evaluation.reference_scores(judge, per_digit=20)
     lines = list((tmp_path / "evaluation").glob("real-*.json"))
     assert len(lines) == 1

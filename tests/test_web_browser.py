@@ -22,7 +22,7 @@ from test_benchmarks import load_benchmark
 web_speed = load_benchmark("web_speed")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -r requirements.txt)")
 if not Path(web_speed.CHROMIUM).is_file():
-    pytest.skip(f"no Chromium at {web_speed.CHROMIUM} (apt-get install chromium, or set $CHROMIUM)", allow_module_level=True)
+    pytest.skip(f"no Chromium at {web_speed.CHROMIUM} (apt-get install chromium, or bash install.sh; or set $CHROMIUM)", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 READY_LIMIT_MS = 2000
@@ -127,7 +127,7 @@ def test_pick_7_and_the_classifier_reads_the_drawn_pixels_as_7(opened, shipped_u
     assert page.get_attribute("#digits .digit[data-digit='2']", "aria-pressed") == "false"
     images = grid_images(page)
     assert images.shape == (16, 28, 28)
-    from cgan.evaluation import load_classifier
+    from cgan.judges import load_classifier
 
     read = np.argmax(np.asarray(load_classifier()(preprocess(images), training=False)), axis=1)
     assert np.sum(read == 7) >= 15, read
