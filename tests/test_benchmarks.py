@@ -17,8 +17,14 @@ def load_benchmark(name):
 
 @pytest.mark.slow
 def test_train_speed_benchmark_quick_mode():
-    result = load_benchmark("train_speed").main(["--quick"])
-    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0 and result["other_precision_images_per_s"] > 0
+    from cgan.precision import native_bfloat16
+
+    result = load_benchmark("train_speed").main(["--quick", "--precision", "float32"])
+    assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
+    if native_bfloat16() is False:  # emulated: not timed
+        assert result["other_precision_images_per_s"] is None and result["auto_picked_the_faster"] is None
+    else:
+        assert result["other_precision_images_per_s"] > 0
     assert result["classic_networks_learned"] == {"discriminator": True, "generator": True}
     assert result["peak_rss_mb"] > 0
 
