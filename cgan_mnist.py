@@ -230,7 +230,8 @@ def build_parser() -> ArgumentParser:
     which.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from class A to B")
     which.add_argument("--walk", nargs="?", const=ANY_CLASS, metavar="N",
                        help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
-    sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise)")
+    sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
+                        "scored per class: 1000, 100 per number for pairs)")
     sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
     sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
     sample.add_argument("--save-npz", metavar="PATH", help="also write the images (uint8) and their labels to PATH (.npz)")
@@ -497,7 +498,10 @@ def main(argv=None) -> int:
                 raise UserError("--evaluate needs --generator PATH")
             from cgan import evaluation
 
-            evaluation.evaluate(args.generator, data=args.data, seed=args.seed or 0, as_json=args.json)
+            if args.count is not None and not 2 <= args.count <= MAX_COUNT:
+                raise UserError(f"--count must be between 2 and {MAX_COUNT} with --evaluate, got {args.count}")
+            evaluation.evaluate(args.generator, data=args.data, per_digit=args.count, seed=args.seed or 0,
+                                as_json=args.json)
         elif args.generator and args.export_onnx:
             from cgan.export import export_onnx
 

@@ -173,6 +173,7 @@ CASES = [
     ("model-lambda-keras", ["--generator={disk}/models/lambda.keras", "--digit", "3"], INPUT, "not a loadable Keras model"),
     ("model-lambda-h5", ["--generator={disk}/models/lambda.h5", "--digit", "3"], INPUT, "not a loadable Keras model"),
     ("evaluate-text-model", ["--evaluate", "--generator={disk}/models/text.h5"], INPUT, "not a loadable Keras model"),
+    ("evaluate-count-one", ["--evaluate", G, "--count", "1"], USAGE, "--count must be between 2 and"),
     ("export-onnx-not-onnx", [G, "--export-onnx", "{disk}/g.txt"], USAGE, "--export-onnx must name a .onnx"),
     # output paths and folders
     ("sample-out-dir-is-file", [G, "--digit", "3", "--out-dir", "{disk}/a_file"], INPUT, "cannot be a folder"),

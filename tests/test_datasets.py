@@ -12,7 +12,7 @@ import pytest
 from conftest import FASHION_DIR, ROOT, TINY, assert_one_line_error, needs_fashion, run_main, tiny_config
 
 import cgan_mnist
-from cgan.data import FASHION, MNIST, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of
+from cgan.data import FASHION, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of
 from cgan.errors import UserError
 from cgan.sampling import load_generator, save_generator
 

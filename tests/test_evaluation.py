@@ -144,8 +144,9 @@ def test_classifier_training_runs_and_saves(mnist_small, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_cli_json(tiny_generator_file, capsys):
-    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_generator_file}", "--json"]) == 0
+    assert cgan_mnist.main(["--evaluate", f"--generator={tiny_generator_file}", "--json", "--count", "100"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["per_class"] == 100 and len(out["generator"]["per_digit_accuracy"]) == 10
     assert set(out["generator"]) >= {"accuracy", "per_digit_accuracy", "frechet_distance", "diversity"}
     assert out["real (train)"]["accuracy"] > 0.98
     assert out["generator"]["accuracy"] < 0.5  # an untrained generator draws no digits
