@@ -248,6 +248,9 @@ def build_parser() -> ArgumentParser:
     train_group.add_argument("--distribute", action="store_true",
                              help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU devices "
                                   "where there are none; one step per compiled call")
+    train_group.add_argument("--minutes", type=float, metavar="M",
+                             help="train for about M minutes here: the step is timed on this machine and --train-steps "
+                                  "set to what fits, the learning-rate decay, weight average and dumps fitted to it")
     train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")
@@ -459,6 +462,9 @@ def config_from_args(args) -> Config:
         if args.dataset != "pairs":
             raise UserError(f"--condition is for --dataset pairs (number or below50), not --dataset {args.dataset}")
         overrides["condition"] = args.condition
+    if args.minutes is not None and ("train_steps" in getattr(args, "given", ()) or args.dry_run):
+        raise UserError(f"--minutes sets the number of steps: it does not go with "
+                        f"{'--dry-run' if args.dry_run else '--train-steps'}")
     if args.dry_run:  # two steps, after --precision auto says what it takes here (seconds, once per machine)
         overrides.update(train_steps=2, save_interval=1)
     return config_flags.from_args(args, **overrides)
@@ -520,7 +526,8 @@ def main(argv=None) -> int:
         else:
             out_dir = args.out_dir or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}"
             path = train(config_from_args(args), out_dir=out_dir, data=args.data, limit=args.limit,
-                         model_name=args.model_name, tensorboard=args.tensorboard, distribute=args.distribute)
+                         model_name=args.model_name, tensorboard=args.tensorboard, distribute=args.distribute,
+                         minutes=args.minutes)
             print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
         return 0
     except UserError as exc:

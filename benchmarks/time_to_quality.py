@@ -7,7 +7,7 @@ learning-rate schedule included; any training flag of cgan_mnist.py may be
 added to try others), stops it after --minutes of training, and at a few
 points scores the averaged generator with the project's evaluator (1,000
 samples per digit). Evaluation time is not counted as training time.
-Prints a table of minutes, steps, accuracy, Frechet distance and diversity.
+Prints a table of minutes, steps, training TFLOP (cgan/flops.py), accuracy, Frechet distance and diversity.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cgan_mnist  # noqa: E402
 from cgan import evaluation  # noqa: E402
 from cgan.backend import keras  # noqa: E402
+from cgan.flops import config_step_flops  # noqa: E402
 
 
 class TimedEvaluation(keras.callbacks.Callback):
     """Scores the averaged generator when training time passes each mark; stops after the last."""
 
-    def __init__(self, evaluator: evaluation.Evaluator, marks_min: list[float], per_digit: int, real: evaluation.Scores):
+    def __init__(self, evaluator: evaluation.Evaluator, marks_min: list[float], per_digit: int, real: evaluation.Scores,
+                 step_flops: int):
         super().__init__()
         self.evaluator, self.marks, self.per_digit, self.real = evaluator, sorted(marks_min), per_digit, real
+        self.step_flops = step_flops
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs=None):
@@ -56,7 +59,8 @@ class TimedEvaluation(keras.callbacks.Callback):
         t0 = time.perf_counter()
         step = int(self.model.g_optimizer.iterations.numpy())
         s = self.evaluator.score_generator(self.model.averaged_generator(), per_digit=self.per_digit)
-        self.rows.append({"minutes": round(trained, 2), "steps": step, "accuracy": s.accuracy,
+        self.rows.append({"minutes": round(trained, 2), "steps": step, "tflop": step * self.step_flops / 1e12,
+                          "accuracy": s.accuracy,
                           "worst_digit": min(s.per_digit_accuracy), "frechet_distance": s.frechet_distance,
                           "distances": s.distances, "recall": s.recall, "diversity": s.diversity,
                           "worse_distance_ratio": evaluation.worse_distance_ratio(s, self.real)})
@@ -64,13 +68,13 @@ class TimedEvaluation(keras.callbacks.Callback):
         self.paused += time.perf_counter() - t0
 
 
-HEADER = (f"{'minutes':>8}{'steps':>8}{'accuracy':>10}{'worst':>8}{'FD conv':>9}{'FD resn':>9}{'worse x real':>13}"
+HEADER = (f"{'minutes':>8}{'steps':>8}{'TFLOP':>8}{'accuracy':>10}{'worst':>8}{'FD conv':>9}{'FD resn':>9}{'worse x real':>13}"
           f"{'recall':>13}{'diversity':>10}")
 
 
 def format_row(r: dict) -> str:
     recall = "/".join(f"{x:.3f}" for x in r["recall"].values())
-    return (f"{r['minutes']:8.1f}{r['steps']:8d}{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
+    return (f"{r['minutes']:8.1f}{r['steps']:8d}{r['tflop']:8.1f}{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
             f"{r['distances']['convnet']:9.3f}{r['distances']['resnet']:9.3f}{r['worse_distance_ratio']:12.2f}x"
             f"{recall:>13}{r['diversity']:10.3f}")
 
@@ -88,7 +92,7 @@ def main(argv=None) -> int:
     config = cgan_mnist.config_from_args(targs)
     evaluator = evaluation.Evaluator()
     real = evaluation.reference_scores(evaluator, per_digit=args.per_digit)  # as many real images as each evaluation
-    timed = TimedEvaluation(evaluator, marks, args.per_digit, real)
+    timed = TimedEvaluation(evaluator, marks, args.per_digit, real, config_step_flops(config, cgan_mnist.NETWORKS))
     print(f"config: {config}")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,8 @@ with `trainable` set before each model's first call so that both networks learn
 (checked below). Both use the default Config's networks and batch size; the
 classic way runs in float32, as those scripts do.
 
-Prints images per second of the project's bare step (`train_step` under `fit`),
+Prints the step's floating-point operations (cgan/flops.py) and their rate against this
+machine's matmul pace measured in the same run, images per second of the project's bare step (`train_step` under `fit`),
 of the whole training loop as `python cgan_mnist.py` runs it (per-step loss log,
 progress, and a sample grid, checkpoint and loss curve every --save-interval
 steps), of the classic loop, their ratios, the project's step in the other
@@ -37,6 +38,7 @@ import cgan_mnist  # noqa: E402
 from cgan.backend import keras  # noqa: E402
 from cgan.config import PRECISIONS, Config, compute_policy  # noqa: E402
 from cgan.data import MNIST, preprocess  # noqa: E402
+from cgan.flops import config_step_flops, matmul_gflops  # noqa: E402
 from cgan.gan import adam, steps_per_call  # noqa: E402
 from cgan.precision import native_bfloat16, resolve  # noqa: E402
 
@@ -160,6 +162,7 @@ def main(argv=None) -> dict:
     # median over rounds and each ratio the median of the rounds' ratios. The third way is the
     # project's step in the other precision: what --precision auto gains or would lose here.
     policy = compute_policy(config.precision)
+    step_flops = config_step_flops(config, cgan_mnist.NETWORKS)
     other = "bfloat16" if policy == "float32" else "float32"
     project, (classic_run, classic_learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
     runs = [project, classic_run]
@@ -170,6 +173,7 @@ def main(argv=None) -> dict:
     rounds = []
     for _ in range(args.rounds):
         rounds.append(tuple(timed(run, steps, config.batch_size) for run in runs))
+    peak = matmul_gflops("bfloat16" if policy == "mixed_bfloat16" else "float32")  # the yardstick, in the same run
     ours, classic, other_rate = (float(np.median([r[i] for r in rounds])) if i < len(runs) else None for i in (0, 1, 2))
     speedup = float(np.median([r[0] / r[1] for r in rounds]))
     policy_gain = float(np.median([r[0] / r[2] for r in rounds])) if other_rate else None
@@ -183,6 +187,10 @@ def main(argv=None) -> dict:
         "steps": steps,
         "project_images_per_s": round(ours, 1),
         "project_ms_per_step": round(1000 * b / ours, 1),
+        "step_gflop": round(step_flops / 1e9, 2),
+        "project_gflop_per_s": round(step_flops * ours / b / 1e9, 1),
+        "matmul_peak_gflop_per_s": round(peak, 1),
+        "share_of_matmul_peak": round(step_flops * ours / b / 1e9 / peak, 3),
         "training_loop_images_per_s": round(loop, 1),
         "training_loop_ms_per_step": round(1000 * b / loop, 1),
         "classic_images_per_s": round(classic, 1),
@@ -206,6 +214,9 @@ def main(argv=None) -> dict:
         print(f"rounds, images/s (project step, classic, project step in {other}):",
               ", ".join("(" + ", ".join(f"{v:.0f}" for v in r) + ")" for r in rounds))
         print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  ({result['project_ms_per_step']} ms/step)")
+        print(f"a step is {result['step_gflop']} GFLOP (cgan/flops.py): {result['project_gflop_per_s']} GFLOP/s, "
+              f"{100 * result['share_of_matmul_peak']:.0f}% of this machine's {policy.split('_')[-1]} matmul "
+              f"({result['matmul_peak_gflop_per_s']} GFLOP/s, measured now)")
         print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  ({result['training_loop_ms_per_step']} ms/step)")
         print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  ({result['classic_ms_per_step']} ms/step)")
         print(f"speed-up over classic: step {result['speedup']}x, whole loop {result['training_loop_speedup']}x; "

@@ -68,3 +68,25 @@ def step_flops(config, generator: keras.Model, discriminator: keras.Model) -> in
 def config_step_flops(config, networks) -> int:
     """Operations of one training step of `config` with the networks `networks` builds."""
     return step_flops(config, networks.generator(config), networks.discriminator(config))
+
+
+def matmul_gflops(dtype: str = "float32", *, size: int = 2048, repeats: int = 8) -> float:
+    """This machine's pace at TensorFlow's square matmul in `dtype`, in GFLOP/s: the yardstick of a step's.
+
+    The fastest of three rounds of `repeats` products of two `size` x `size` matrices.
+    """
+    import time
+
+    from cgan.backend import tf
+
+    a, b = (tf.cast(tf.random.stateless_normal((size, size), seed=(0, i)), dtype) for i in (1, 2))
+    product = tf.function(tf.linalg.matmul, autograph=False)
+    product(a, b).numpy()  # traced and warmed up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            c = product(a, b)
+        c.numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9

@@ -112,7 +112,7 @@ def _remember(key: str, entry: dict) -> None:
         pass
 
 
-def _runner(config, networks, precision: str, dataset) -> Callable[[int], float]:
+def step_runner(config, networks, precision: str, dataset) -> Callable[[int], float]:
     """A function running n training steps of `config` in `precision` on random images; it returns seconds a step."""
     import numpy as np
 
@@ -167,7 +167,7 @@ def step_times(config, networks, dataset) -> dict[str, float]:
     from cgan.backend import keras
 
     try:
-        return measure(lambda precision: _runner(config, networks, precision, dataset))
+        return measure(lambda precision: step_runner(config, networks, precision, dataset))
     finally:
         keras.backend.clear_session(free_memory=True)
 

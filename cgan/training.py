@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgan import checkpoints, diagrams, training_log
+from cgan import budget, checkpoints, diagrams, training_log
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of, from_run
 from cgan.errors import InputError, TrainingStopped, UserError
@@ -76,6 +76,7 @@ def train(
     callbacks=(),
     tensorboard=None,
     distribute: bool = False,
+    minutes: float | None = None,
 ) -> Path:
     """Train a GAN from scratch; return the path of the saved (averaged) generator.
 
@@ -85,10 +86,12 @@ def train(
     used as is). `data` is a file or folder of the dataset `config` names; `limit` keeps only
     the first `limit` training images; `callbacks` are extra Keras callbacks;
     `tensorboard` is a log folder; `distribute` trains under a MirroredStrategy
-    over the visible devices. Raises TrainingStopped on SIGINT/SIGTERM (after a
-    checkpoint) or on a NaN loss.
+    over the visible devices; `minutes` replaces `config.train_steps` by the steps that fit
+    in that many minutes here (`cgan.budget`). Raises TrainingStopped on SIGINT/SIGTERM
+    (after a checkpoint) or on a NaN loss.
     """
     config.validate()
+    budget.check_minutes(minutes)
     _check_tensorboard(tensorboard)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive integer, got {limit}")
@@ -99,8 +102,10 @@ def train(
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
     make_folder(out_dir)  # before the precisions are timed: a folder that cannot be made stops the run here
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
+    if minutes is not None:  # and the steps it plans
+        config = budget.plan(config, networks, dataset, minutes, verbose=verbose)
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
-           "limit": limit, "model_name": str(model_name)}
+           "limit": limit, "model_name": str(model_name), "minutes": minutes}
     with folder_lock(out_dir):
         if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():  # again, now that it is ours
             raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")

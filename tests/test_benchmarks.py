@@ -21,6 +21,7 @@ def test_train_speed_benchmark_quick_mode():
 
     result = load_benchmark("train_speed").main(["--quick", "--precision", "float32"])
     assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
+    assert result["step_gflop"] > 0 and 0 < result["share_of_matmul_peak"] < 1.5
     if native_bfloat16() is False:  # emulated: not timed
         assert result["other_precision_images_per_s"] is None and result["auto_picked_the_faster"] is None
     else:

@@ -1,0 +1,69 @@
+"""`--minutes M`: as many training steps as fit in M minutes on this machine, and a run fitted to them.
+
+The step is timed here (compiled, warmed up, then its fastest of a few rounds), so the plan
+follows the CPU at hand: the same `--minutes 3` trains about five times as many steps on an
+AVX-512 CPU as on an AVX2-only one. The learning rates decay over the steps chosen (the
+schedule is made from `train_steps`), the weight average's horizon is about an eighth of
+them (0.999, a thousand steps, for the 8,000 of a default run) and the grids, checkpoints
+and loss curves come 16 times a run, unless the flags set them. `run.json` records the
+plan, so `--resume` finishes it rather than planning again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from cgan.config import Config
+
+DUMP_SHARE = 0.06  # of the budget, for what the loop does besides steps (grids, checkpoints, curves, compiling)
+DUMPS_PER_RUN = 16
+WARMUP_STEPS, ROUND_S, ROUNDS = 8, 1.0, 3
+MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
+
+
+def step_seconds(config: Config, networks, dataset) -> float:
+    """Seconds of one training step of `config` here: the fastest of a few rounds after a warm-up."""
+    from cgan.backend import keras
+    from cgan.precision import step_runner
+
+    run = step_runner(config, networks, config.precision, dataset)
+    try:
+        run(1)  # traces and compiles the step
+        first = run(WARMUP_STEPS)
+        steps = max(2, round(ROUND_S / first))
+        return min([first, *(run(steps) for _ in range(ROUNDS))])
+    finally:
+        del run
+        keras.backend.clear_session(free_memory=True)
+
+
+def fit(config: Config, minutes: float, seconds_a_step: float) -> Config:
+    """`config` with the steps that fit in `minutes` at `seconds_a_step`, and the dumps and average fitted to them.
+
+    A `save_interval` or `ema_decay` other than the default was asked for and stays.
+    """
+    steps = max(10, int(minutes * 60 * (1 - DUMP_SHARE) / seconds_a_step) // 10 * 10)  # whole compiled calls of 10
+    changes = {"train_steps": steps}
+    if config.save_interval == Config.save_interval:
+        changes["save_interval"] = max(10, steps // DUMPS_PER_RUN // 10 * 10)
+    if config.ema_decay == Config.ema_decay:
+        changes["ema_decay"] = round(min(Config.ema_decay, max(0.9, 1 - 8 / steps)), 4)
+    return dataclasses.replace(config, **changes)
+
+
+def plan(config: Config, networks, dataset, minutes: float, *, verbose: bool = True) -> Config:
+    """`config` planned to train for about `minutes` here (its precision already resolved)."""
+    seconds = step_seconds(config, networks, dataset)
+    planned = fit(config, minutes, seconds)
+    if verbose:
+        print(f"--minutes {minutes:g}: a step takes {1000 * seconds:.1f} ms here, so {planned.train_steps:,} steps, "
+              f"a dump every {planned.save_interval}, weight average decay {planned.ema_decay}", flush=True)
+    return planned
+
+
+def check_minutes(minutes: float | None) -> None:
+    from cgan.errors import UserError
+
+    if minutes is not None and not (math.isfinite(minutes) and MIN_MINUTES <= minutes <= MAX_MINUTES):
+        raise UserError(f"--minutes must be between {MIN_MINUTES} and {MAX_MINUTES:,}, got {minutes}")

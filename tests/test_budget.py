@@ -1,0 +1,57 @@
+"""cgan/budget.py: --minutes M plans as many steps as fit in M minutes here, and fits the run to them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from conftest import assert_one_line_error, run_main, tiny_config
+
+import cgan_mnist
+from cgan import budget
+from cgan.config import Config
+
+
+@pytest.mark.parametrize("minutes, seconds_a_step, steps, interval, decay", [
+    (10, 0.0705, 8000, 500, 0.999),  # a default run's length at its AVX-512 pace
+    (3, 0.040, 4230, 260, 0.9981),
+    (3, 0.320, 520, 30, 0.9846),  # the AVX2 EPYC's float32 step
+    (0.5, 5.0, 10, 10, 0.9),  # the least: one compiled call of 10, whatever the budget
+])
+def test_the_plan_fits_the_minutes_and_the_run_to_the_steps(minutes, seconds_a_step, steps, interval, decay):
+    planned = budget.fit(Config(), minutes, seconds_a_step)
+    assert (planned.train_steps, planned.save_interval, planned.ema_decay) == (steps, interval, decay)
+    assert planned.train_steps == 10 or planned.train_steps * seconds_a_step <= minutes * 60 * (1 - budget.DUMP_SHARE) + 1e-9
+    planned.validate()
+
+
+def test_a_dump_interval_or_average_asked_for_stays():
+    asked = dataclasses.replace(Config(), save_interval=100, ema_decay=0.99)
+    planned = budget.fit(asked, 3, 0.04)
+    assert (planned.save_interval, planned.ema_decay) == (100, 0.99) and planned.train_steps == 4230
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--minutes", "3", "--train-steps", "100"], "does not go with --train-steps"),
+    (["--minutes", "3", "--dry-run"], "does not go with --dry-run"),
+    (["--minutes", "0"], "--minutes must be between 0.5"),
+    (["--minutes", "nan"], "--minutes must be between 0.5"),
+])
+def test_minutes_refuses_what_does_not_go_with_it(tmp_path, capsys, argv, message):
+    assert_one_line_error(run_main([*argv, "--out-dir", str(tmp_path / "run")]), capsys, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_records_its_plan_and_a_resume_finishes_it(mnist_small, tmp_path, capsys):
+    config = tiny_config(save_interval=Config.save_interval)
+    path = cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, minutes=0.5)
+    out = capsys.readouterr().out
+    run = json.loads((tmp_path / "run.json").read_text())
+    steps = run["config"]["train_steps"]
+    assert run["minutes"] == 0.5 and steps % 10 == 0 and steps > config.train_steps
+    assert "--minutes 0.5: a step takes" in out and f"so {steps:,} steps" in out
+    assert run["config"]["save_interval"] == max(10, steps // 16 // 10 * 10)
+    assert cgan_mnist.resume(tmp_path) == path  # finished: the same plan, nothing planned again
+    assert "nothing to train" in capsys.readouterr().out
