@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -44,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 import cgan_mnist  # noqa: E402
 from cgan import evaluation  # noqa: E402
 from cgan.backend import keras, tf  # noqa: E402
-from cgan.config import Config  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
 from cgan.flops import backward_flops, config_step_flops, forward_flops  # noqa: E402
 from cgan.precision import cpu_description, resolve  # noqa: E402
@@ -168,6 +168,17 @@ class StopAfter(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class TrainingClock(keras.callbacks.Callback):
+    """Seconds from the end of the first compiled call (which traces the step) to the end of training."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not hasattr(self, "start"):
+            self.start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
 def train_peer(name: str, minutes: float, images, labels, *, max_steps: int | None = None) -> dict:
     """Train peer `name` for `minutes` (or `max_steps`); its generator as a function of labels -> uint8 images."""
     keras.utils.set_random_seed(0)
@@ -196,18 +207,21 @@ def train_peer(name: str, minutes: float, images, labels, *, max_steps: int | No
             "tflop": clock.steps * peer_step_flops(generator, discriminator) / 1e12}
 
 
-def train_project(minutes: float, *, quick: bool) -> dict:
-    """The project's default recipe with `--minutes`."""
-    config = Config(train_steps=4, save_interval=2, precision="float32") if quick else Config()
+def train_project(minutes: float, flags: list[str], *, quick: bool) -> dict:
+    """The project's recipe (the default, or `flags` of cgan_mnist.py) with `--minutes`."""
+    config = cgan_mnist.config_from_args(cgan_mnist.build_parser().parse_args(flags))
+    if quick:
+        config = dataclasses.replace(config, train_steps=4, save_interval=2, precision="float32")
     config = resolve(config, cgan_mnist.NETWORKS, verbose=False)
+    clock = TrainingClock()
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        path = cgan_mnist.train(config, out_dir=tmp, verbose=False, minutes=None if quick else minutes)
+        path = cgan_mnist.train(config, out_dir=tmp, verbose=False, minutes=None if quick else minutes,
+                                callbacks=[clock])
         run = json.loads((Path(tmp) / "run.json").read_text())
         generator = load_generator(path)
     planned = cgan_mnist.Config(**run["config"])
     return {"draw": lambda wanted: generate(generator, wanted, seed=0), "steps": planned.train_steps,
-            "minutes": (time.perf_counter() - start) / 60,
+            "minutes": clock.seconds / 60,
             "tflop": planned.train_steps * config_step_flops(planned, cgan_mnist.NETWORKS) / 1e12}
 
 
@@ -216,6 +230,8 @@ def main(argv=None) -> dict:
     p.add_argument("--minutes", type=float, nargs="+", default=[3, 10], help="training budgets (default: 3 10)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
     p.add_argument("--quick", action="store_true", help="a few steps each and 20 samples per digit: checks that it runs")
+    p.add_argument("--project-flags", default="", metavar="FLAGS",
+                   help="training flags of cgan_mnist.py for the project's contender (default: none, its default recipe)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = p.parse_args(argv)
     per_digit = 20 if args.quick else args.per_digit
@@ -228,7 +244,7 @@ def main(argv=None) -> dict:
     print(HEADER, flush=True)
     for minutes in ([0.05] if args.quick else args.minutes):
         for name in ("project", *PEERS):
-            trained = (train_project(minutes, quick=args.quick) if name == "project" else
+            trained = (train_project(minutes, shlex.split(args.project_flags), quick=args.quick) if name == "project" else
                        train_peer(name, minutes, images, labels, max_steps=4 if args.quick else None))
             s = evaluator.score(trained["draw"](wanted), wanted)
             rows.append({"contender": name, "budget_minutes": minutes, "steps": trained["steps"],

@@ -6,8 +6,8 @@ Each NAME="FLAGS" is trained with `python cgan_mnist.py FLAGS --seed S` into
 OUT/NAME-sS/ (default OUT: runs/recipe_search), one run at a time, then scored
 with `--evaluate --json` (1,000 samples per digit). A finished run is not trained
 again and a killed one is resumed, so the search can be stopped and started. Prints
-one row per run: steps, batch, training FLOPs (cgan/flops.py) and their share of a
-default run's, minutes of training, and both judges' figures over the real line's;
+one row per run: steps, batch, training FLOPs (cgan/flops.py) and their share of the
+former default run's (8,000 steps of batch 64, G 96 / D 48), minutes of training, and both judges' figures over the real line's;
 writes them to OUT/recipe_search.json.
 """
 
@@ -27,6 +27,10 @@ sys.path.insert(0, str(ROOT))
 import cgan_mnist  # noqa: E402
 from cgan.config import Config  # noqa: E402
 from cgan.flops import config_step_flops  # noqa: E402
+
+
+# The default run before issue #23, against which the search counts: 8,000 steps of batch 64, G 96 / D 48.
+REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0)
 
 
 def run_flops(config: Config) -> float:
@@ -89,7 +93,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    default_flops = run_flops(Config())
+    default_flops = run_flops(REFERENCE)
     results_file = out / "recipe_search.json"
     rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
     print(HEADER, flush=True)

@@ -23,6 +23,8 @@ LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
 # Adam settings (Gulrajani et al., 2017: rates 1e-4, betas 0.5 / 0.9, the second being every
 # loss's default) and its five critic updates per generator update.
 LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_steps": 5}}
+# Without labels there is nothing for the auxiliary classifier to learn: its default weight is then 0.
+UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
@@ -45,12 +47,12 @@ class Config:
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
                             "most 49 (below50)", flag=False, choices=CONDITIONS)
-    train_steps: int = _field(8_000, "training steps, each one generator update (and --critic-steps of D)")
-    batch_size: int = _field(64, "images per step")
+    train_steps: int = _field(4_000, "training steps, each one generator update (and --critic-steps of D)")
+    batch_size: int = _field(128, "images per step")
     latent_dim: int = _field(64, "noise dimensions")
-    g_width: int = _field(96, "generator channels at 14x14 (twice that at 7x7)")
+    g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")
     g_extra_convs: int = _field(1, "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage")
-    d_width: int = _field(48, "discriminator channels at 14x14 (twice that at 7x7)")
+    d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
     g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
     d_lr: float = _field(6e-4, "discriminator Adam learning rate at the first step")
@@ -63,7 +65,7 @@ class Config:
                        "gradient penalty", choices=LOSSES)
     gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
-    aux_weight: float = _field(0.0, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
+    aux_weight: float = _field(0.5, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
                                "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
                                "0: none")
     mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
@@ -130,14 +132,15 @@ def flag_fields() -> list[dataclasses.Field]:
 
 def _default_text(field: dataclasses.Field) -> str:
     by_loss = [f"{values[field.name]} with --loss {loss}" for loss, values in LOSS_DEFAULTS.items() if field.name in values]
-    return "; ".join([str(field.default), *by_loss])
+    unlabelled = [f"{UNCONDITIONAL_DEFAULTS[field.name]} with --unconditional"] if field.name in UNCONDITIONAL_DEFAULTS else []
+    return "; ".join([str(field.default), *by_loss, *unlabelled])
 
 
 def add_arguments(group) -> None:
     """Add one flag per Config field to an argparse group, with the field's help and default.
 
-    A field whose default depends on the loss gets None from argparse when not given, so
-    that `from_args` can tell "not given" from "given as the default".
+    A field whose default depends on the loss (or on --unconditional) gets None from argparse
+    when not given, so that `from_args` can tell "not given" from "given as the default".
     """
     for field in flag_fields():
         help_text = f"{field.metadata['help']} (default: {_default_text(field)})"
@@ -145,7 +148,8 @@ def add_arguments(group) -> None:
             group.add_argument(flag(field.name), action="store_true", help=field.metadata["help"])
             continue
         default = field.default
-        depends_on_loss = any(field.name in values for values in LOSS_DEFAULTS.values())
+        depends_on_loss = (any(field.name in values for values in LOSS_DEFAULTS.values())
+                           or field.name in UNCONDITIONAL_DEFAULTS)
         metavar = None if "choices" in field.metadata else {int: "N", float: "X"}.get(type(default))
         group.add_argument(flag(field.name), type=type(default), default=None if depends_on_loss else default,
                            metavar=metavar, choices=field.metadata.get("choices"), help=help_text)
@@ -158,9 +162,10 @@ def from_args(args: argparse.Namespace, **overrides) -> Config:
 
 
 def for_loss(**values) -> Config:
-    """A Config of `values`, fields not among them taking the defaults of the chosen loss."""
+    """A Config of `values`, fields not among them taking the defaults of the chosen loss (and of --unconditional)."""
     loss = values.get("loss", Config.loss)
-    return Config(**{**LOSS_DEFAULTS.get(loss, {}), **values})
+    unlabelled = UNCONDITIONAL_DEFAULTS if values.get("unconditional") else {}
+    return Config(**{**LOSS_DEFAULTS.get(loss, {}), **unlabelled, **values})
 
 
 def from_run(values: dict) -> Config:

@@ -26,6 +26,8 @@ def test_every_field_has_help_and_every_flag_field_becomes_a_flag():
             assert action.default is False and action.const is True  # a switch
         elif any(field.name in values for values in config.LOSS_DEFAULTS.values()):
             assert action.default is None and "with --loss wgan-gp)" in action.help  # "not given" is visible
+        elif field.name in config.UNCONDITIONAL_DEFAULTS:
+            assert action.default is None and action.help.endswith("with --unconditional)")
         else:
             assert action.help.endswith(f"(default: {field.default})") and action.default == field.default
     assert "--seed" not in flags  # the script's own --seed: its default differs for sampling
@@ -49,7 +51,7 @@ def test_the_loss_chooses_defaults_the_user_did_not_set():
     assert (mine.g_lr, mine.d_lr, mine.critic_steps) == (6e-4, 1e-4, 2)  # given as the hinge default, still kept
     assert config.from_args(parser.parse_args([])) == Config()
     bce = config.from_args(parser.parse_args(["--loss", "bce", "--unconditional"]))
-    assert bce == dataclasses.replace(Config(), loss="bce", unconditional=True)
+    assert bce == dataclasses.replace(Config(), loss="bce", unconditional=True, aux_weight=0.0)
 
 
 def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
