@@ -190,7 +190,8 @@ def train_peer(name: str, minutes: float, images, labels, *, max_steps: int | No
     y = keras.utils.to_categorical(labels, CLASSES).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(64, drop_remainder=True)
     clock = StopAfter(minutes * 60)
-    gan.fit(data.prefetch(2), epochs=1, steps_per_epoch=max_steps or 10_000_000, callbacks=[clock], verbose=0)
+    gan.fit(data.prefetch(2), epochs=1, steps_per_epoch=max_steps or 10_000_000, callbacks=[clock], verbose=0,
+            shuffle=False)
     rng = np.random.default_rng(0)
 
     def draw(wanted: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """`--minutes M`: as many training steps as fit in M minutes on this machine, and a run fitted to them.
 
-The step is timed here (compiled, warmed up, then its fastest of a few rounds), so the plan
-follows the CPU at hand: the same `--minutes 3` trains about five times as many steps on an
-AVX-512 CPU as on an AVX2-only one. The learning rates decay over the steps chosen (the
+The step is timed here (compiled, warmed up, then its fastest of a few rounds, each the time
+of 30 steps beyond a call's own cost), so the plan follows the CPU at hand: the same
+`--minutes 3` trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
+AVX2-only one. The learning rates decay over the steps chosen (the
 schedule is made from `train_steps`), the weight average's horizon is about an eighth of
 them (0.999, a thousand steps, for the 8,000 of a default run) and the grids, checkpoints
 and loss curves come 16 times a run, unless the flags set them. `run.json` records the
@@ -18,7 +19,9 @@ from cgan.config import Config
 
 DUMP_SHARE = 0.06  # of the budget, for what the loop does besides steps (grids, checkpoints, curves, compiling)
 DUMPS_PER_RUN = 16
-WARMUP_STEPS, ROUND_S, ROUNDS = 8, 1.0, 3
+# Steps are timed as training runs them, 10 to a compiled call; a round's figure is the difference
+# between a run of SHORT and one of LONG steps, so that what each `fit` call costs once drops out.
+STEPS_PER_CALL, SHORT, LONG, ROUNDS = 10, 10, 40, 3
 MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
 
 
@@ -27,12 +30,14 @@ def step_seconds(config: Config, networks, dataset) -> float:
     from cgan.backend import keras
     from cgan.precision import step_runner
 
-    run = step_runner(config, networks, config.precision, dataset)
+    run = step_runner(config, networks, config.precision, dataset, steps_per_call=STEPS_PER_CALL)
     try:
-        run(1)  # traces and compiles the step
-        first = run(WARMUP_STEPS)
-        steps = max(2, round(ROUND_S / first))
-        return min([first, *(run(steps) for _ in range(ROUNDS))])
+        run(SHORT)  # traces and compiles the step, and warms it up
+        rounds = []
+        for _ in range(ROUNDS):
+            short, long = run(SHORT) * SHORT, run(LONG) * LONG
+            rounds.append((long - short) / (LONG - SHORT))
+        return max(min(rounds), 1e-4)
     finally:
         del run
         keras.backend.clear_session(free_memory=True)
