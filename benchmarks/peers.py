@@ -231,6 +231,8 @@ def main(argv=None) -> dict:
     p.add_argument("--minutes", type=float, nargs="+", default=[3, 10], help="training budgets (default: 3 10)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
     p.add_argument("--quick", action="store_true", help="a few steps each and 20 samples per digit: checks that it runs")
+    p.add_argument("--contenders", nargs="+", choices=("project", *PEERS), default=["project", *PEERS],
+                   help="which to train (default: all)")
     p.add_argument("--project-flags", default="", metavar="FLAGS",
                    help="training flags of cgan_mnist.py for the project's contender (default: none, its default recipe)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
@@ -244,7 +246,7 @@ def main(argv=None) -> dict:
     print(f"{cpu_description()}; {per_digit} samples per digit")
     print(HEADER, flush=True)
     for minutes in ([0.05] if args.quick else args.minutes):
-        for name in ("project", *PEERS):
+        for name in args.contenders:
             trained = (train_project(minutes, shlex.split(args.project_flags), quick=args.quick) if name == "project" else
                        train_peer(name, minutes, images, labels, max_steps=4 if args.quick else None))
             s = evaluator.score(trained["draw"](wanted), wanted)
