@@ -34,6 +34,8 @@ def read_losses(run_dir) -> dict[str, np.ndarray]:
         if columns[:3] != ("step", *LOSS_COLUMNS):
             raise ValueError(f"{path}: expected columns step,{','.join(LOSS_COLUMNS)},...")
         rows = list(reader)
+    if rows and (None in rows[-1].values() or "" in rows[-1].values()):
+        rows.pop()  # torn by a kill mid-append (see `LossLog.flush`): the run's resume writes it again
     out = {c: np.array([float(r[c]) for r in rows]) for c in columns}
     out["step"] = out["step"].astype(np.int64)
     return out

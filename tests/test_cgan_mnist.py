@@ -262,7 +262,8 @@ def test_errors_raised_anywhere_in_the_package_are_one_line(tmp_path, argv):
 @pytest.mark.parametrize("variant", [[], ["--loss", "wgan-gp"], ["--unconditional"],
                                      ["--dataset", "pairs", "--condition", "below50", "--loss", "wgan-gp"]])
 def test_dry_run(mnist_small, capsys, monkeypatch, variant):
-    # A WGAN-GP step takes 5 real batches of 64: more than the dry run's usual 256 images. The plain
+    # A WGAN-GP step takes 5 real batches of 64: more than the dry run's usual 256 images (and batch 128
+    # would take more than the 512 of this small set). The plain
     # dry run says what --precision auto takes (on a CPU faked to have no bfloat16, so that nothing is
     # timed: test_precision.py times for real); the variants train in float32.
     if variant:
@@ -270,7 +271,8 @@ def test_dry_run(mnist_small, capsys, monkeypatch, variant):
     else:
         monkeypatch.setattr(precision, "native_bfloat16", lambda *args, **kwargs: False)
         monkeypatch.setattr(precision, "_has_gpu", lambda: False)
-    assert cgan_mnist.main(["--dry-run", "--data", str(mnist_small), "--g-width", "8", "--d-width", "8", *variant]) == 0
+    assert cgan_mnist.main(["--dry-run", "--data", str(mnist_small), "--g-width", "8", "--d-width", "8",
+                            "--batch-size", "64", *variant]) == 0
     out = capsys.readouterr().out
     assert "dry run ok" in out
     assert ("--precision auto: float32 (this CPU has no bfloat16 instructions" in out) == ("--precision" not in variant)

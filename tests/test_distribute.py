@@ -40,5 +40,5 @@ def test_distribute_flag_trains_resumes_and_saves_the_same_files(mnist_small, tm
     assert [p.name for p in checkpoints.list_checkpoints(run)] == ["step_000002.npz", "step_000004.npz"]
     generator = cgan_mnist.load_generator(run / "cgan_mnist.h5")
     assert cgan_mnist.generate(generator, [1, 2], seed=0).shape == (2, 28, 28)
-    gan = cgan_mnist.make_gan(tiny_config(train_steps=4, save_interval=2))
+    gan = cgan_mnist.make_gan(tiny_config(train_steps=4, save_interval=2, aux_weight=cgan_mnist.Config.aux_weight))
     assert checkpoints.restore(gan, checkpoints.list_checkpoints(run)[-1]) == 4  # the same checkpoint layout

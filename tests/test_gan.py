@@ -113,7 +113,8 @@ def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
     # loss with a margin (the zero-sum -mean(relu(1 + D(G(z))))) then gives both networks exactly
     # zero gradient from there on: D's loss stuck at 0.0 and G's gradient norm 0.0 at step 60.
     # The default loss must keep G learning.
-    config = cgan_mnist.Config(g_width=96, d_width=48, train_steps=60, precision="float32", seed=0)
+    config = cgan_mnist.Config(g_width=96, d_width=48, batch_size=64, aux_weight=0.0, train_steps=60,
+                               precision="float32", seed=0)
     gan = cgan_mnist.make_gan(config)
     gan.set_steps_per_call(10)
     images, labels = MNIST.load(mnist_small)

@@ -71,6 +71,9 @@ def test_read_losses_and_smoothing(tmp_path):
     data = training_log.read_losses(tmp_path)
     assert data["step"].tolist() == [1, 2] and data["d_loss"].tolist() == [2.0, 4.0]
     np.testing.assert_allclose(training_log._smooth(np.array([0.0, 2, 4, 6]), 2), [0, 1, 3, 5])
+    for torn in ("3", "3,6,7,0.5"):  # a kill mid-append cut the last line: it is left to the resume to write
+        (tmp_path / "losses.csv").write_text("step,d_loss,g_loss,d_acc_real,d_acc_fake\n1,2,3,0.5,0.25\n" + torn)
+        assert training_log.read_losses(tmp_path)["step"].tolist() == [1]
 
 
 @pytest.mark.slow
