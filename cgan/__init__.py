@@ -10,9 +10,11 @@ never import it (training gets the network builders passed down):
 - `morphs`: label morphs and latent walks;
 - `losses`, `gan`, `training`: the losses, the `keras.Model` that trains, run folders;
 - `checkpoints`, `training_log`: resuming and stopping cleanly, the per-step record;
-- `evaluation`: label accuracy, Frechet distance and diversity;
-- `backend`, `precision`, `files`, `errors`, `cli`, `diagrams`: TensorFlow set-up, dtype
-  policy, atomic writes, the user-facing error types, command-line helpers, plot_model.
+- `precision`, `budget`, `flops`: `--precision auto`, `--minutes`, a step's operations;
+- `evaluation`, `judges`: label accuracy, Frechet distances, precision, recall and diversity,
+  and the two feature networks they are measured with;
+- `backend`, `files`, `errors`, `cli`, `diagrams`: TensorFlow set-up, atomic writes, the
+  user-facing error types, command-line helpers, plot_model.
 """
 
 from pathlib import Path
