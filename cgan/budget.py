@@ -3,11 +3,10 @@
 The step is timed here (compiled, warmed up, then its fastest of a few rounds, each the time
 of 30 steps beyond a call's own cost), so the plan follows the CPU at hand: the same
 `--minutes 3` trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
-AVX2-only one. The learning rates decay over the steps chosen (the
-schedule is made from `train_steps`), the weight average's horizon is about an eighth of
-them (0.999, a thousand steps, for the 8,000 of a default run) and the grids, checkpoints
-and loss curves come 16 times a run, unless the flags set them. `run.json` records the
-plan, so `--resume` finishes it rather than planning again.
+AVX2-only one. The learning rates decay over the steps chosen (the schedule is made from
+`train_steps`), the weight average's horizon is about an eighth of them (0.999, a thousand
+steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run, unless the
+flags set them. `run.json` records the plan, so `--resume` finishes it rather than planning again.
 """
 
 from __future__ import annotations
