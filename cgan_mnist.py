@@ -185,12 +185,13 @@ def make_gan(config: Config) -> ConditionalGAN:
     return _make_gan(resolve(config, NETWORKS, verbose=False), NETWORKS)
 
 
-def train(config: Config, *, out_dir, **options) -> Path:
-    """Train from scratch into `out_dir` (see `cgan.training.train` for the options); return the generator's path."""
+def train(config: Config, *, out_dir, **options) -> Path | None:
+    """Train from scratch into `out_dir` (see `cgan.training.train` for the options); return the generator's path
+    (None on a worker of a cluster other than the chief, which writes nothing there)."""
     return training.train(config, networks=NETWORKS, out_dir=out_dir, **options)
 
 
-def resume(run_dir, **options) -> Path:
+def resume(run_dir, **options) -> Path | None:
     """Continue the run in `run_dir` from its newest checkpoint (see `cgan.training.resume`)."""
     return training.resume(run_dir, networks=NETWORKS, **options)
 
@@ -247,7 +248,8 @@ def build_parser() -> ArgumentParser:
     train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
     train_group.add_argument("--distribute", action="store_true",
                              help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU devices "
-                                  "where there are none; one step per compiled call")
+                                  "where there are none; with TF_CONFIG, over its workers (every worker runs the same "
+                                  "command; the chief writes --out-dir); one step per compiled call")
     train_group.add_argument("--minutes", type=float, metavar="M",
                              help="train for about M minutes here: the step is timed on this machine and --train-steps "
                                   "set to what fits, the learning-rate decay, weight average and dumps fitted to it")
@@ -285,6 +287,12 @@ def _check_flags(parser: ArgumentParser, args) -> None:
                "(start a new run to change them)")
     if not (args.generator or args.serve or args.export_web or args.evaluate):
         refuse(groups["sampling (with --generator)"] - {"export_onnx", "json"}, "is for sampling: it needs --generator PATH")
+
+
+def _say_sample(path: Path | None) -> None:
+    """How to sample the generator just trained (a worker of a cluster other than the chief saved none)."""
+    if path is not None:
+        print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
 
 
 def _sample(args) -> list[Path]:
@@ -516,7 +524,7 @@ def main(argv=None) -> int:
             _sample(args)
         elif args.resume:
             path = resume(args.resume, tensorboard=args.tensorboard, distribute=args.distribute)
-            print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
+            _say_sample(path)
         elif args.dry_run:
             config = config_from_args(args)
             with tempfile.TemporaryDirectory() as tmp:  # 256 images, or the few batches a step takes
@@ -528,7 +536,7 @@ def main(argv=None) -> int:
             path = train(config_from_args(args), out_dir=out_dir, data=args.data, limit=args.limit,
                          model_name=args.model_name, tensorboard=args.tensorboard, distribute=args.distribute,
                          minutes=args.minutes)
-            print(f"sample it: python cgan_mnist.py --generator={path} {_sample_hint(path)}")
+            _say_sample(path)
         return 0
     except UserError as exc:
         print(f"cgan_mnist.py: error: {exc}", file=sys.stderr)

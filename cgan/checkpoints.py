@@ -59,7 +59,12 @@ def list_checkpoints(run_dir) -> list[Path]:
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if _NAME.match(p.name)), key=lambda p: int(_NAME.match(p.name)[1]))
+    return sorted((p for p in folder.iterdir() if _NAME.match(p.name)), key=step_of)
+
+
+def step_of(path) -> int:
+    """The step of a checkpoint file, from its name."""
+    return int(_NAME.match(Path(path).name)[1])
 
 
 def restore(gan, path) -> int:

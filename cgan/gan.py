@@ -92,6 +92,11 @@ class ConditionalGAN(keras.Model):
         # model by calling it on a batch of real images, which a generator does not take.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 builds a model under a strategy by averaging a first batch over the replicas; under
+        # MultiWorkerMirroredStrategy that fails on the per-replica batch. Everything is built by `make_gan`.
+        return
+
     def set_steps_per_call(self, steps: int) -> None:
         """Run `steps` training steps per call of the compiled function (Keras' `steps_per_execution`).
 
@@ -204,6 +209,9 @@ class ConditionalGAN(keras.Model):
         values = tf.stack([tf.cast(figures[name], tf.float32) for name in self.figure_names])
         self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
         # Per-step values (not running means) so logs and the CSV show each step.
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 averages a multi-worker step's outputs along their first axis, which a scalar has not.
+            return {name: tf.reshape(value, [1]) for name, value in figures.items()}
         return figures
 
     @staticmethod

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import contextlib
 import json
-import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from cgan import budget, checkpoints, diagrams, training_log
+from cgan import distribute as distribution
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of, from_run
 from cgan.errors import InputError, TrainingStopped, UserError
@@ -77,7 +79,7 @@ def train(
     tensorboard=None,
     distribute: bool = False,
     minutes: float | None = None,
-) -> Path:
+) -> Path | None:
     """Train a GAN from scratch; return the path of the saved (averaged) generator.
 
     Writes into `out_dir`: `samples/step_NNNNNN.png` (fixed noise, a row per class),
@@ -86,20 +88,38 @@ def train(
     used as is). `data` is a file or folder of the dataset `config` names; `limit` keeps only
     the first `limit` training images; `callbacks` are extra Keras callbacks;
     `tensorboard` is a log folder; `distribute` trains under a MirroredStrategy
-    over the visible devices; `minutes` replaces `config.train_steps` by the steps that fit
-    in that many minutes here (`cgan.budget`). Raises TrainingStopped on SIGINT/SIGTERM
-    (after a checkpoint) or on a NaN loss.
+    over the visible devices, or over the workers of TF_CONFIG (`cgan.distribute`: a worker
+    other than the chief writes nothing of `out_dir` and returns None); `minutes` replaces
+    `config.train_steps` by the steps that fit in that many minutes here (`cgan.budget`).
+    Raises TrainingStopped on SIGINT/SIGTERM (after a checkpoint), on a NaN loss, or when a
+    worker of the cluster is lost.
     """
     config.validate()
     budget.check_minutes(minutes)
     _check_tensorboard(tensorboard)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive integer, got {limit}")
+    cluster = distribution.cluster() if distribute else None
+    if cluster is not None:
+        config = _same_on_every_worker(config, minutes, verbose)
+    if cluster is not None and not cluster.is_chief:
+        with worker_folder() as tmp:
+            _train(config, networks, tmp, data, Path(model_name).name, limit, callbacks=callbacks, distributed=True,
+                   verbose=False, announce=verbose, shown_dir=out_dir)
+        _say_done(cluster, out_dir, verbose)
+        return None
+    return _train(config, networks, out_dir, data, model_name, limit, callbacks=callbacks, tensorboard=tensorboard,
+                  distributed=distribute, minutes=minutes, verbose=verbose, announce=verbose)
+
+
+def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, distributed, verbose, announce,
+           tensorboard=None, minutes=None, shown_dir=None) -> Path:
     out_dir = check_folder(out_dir)
     if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
         raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
     dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
+    strategy = _strategy(config, distributed, announce)
     make_folder(out_dir)  # before the precisions are timed: a folder that cannot be made stops the run here
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     if minutes is not None:  # and the steps it plans
@@ -111,30 +131,48 @@ def train(
             raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
         remove_temporaries(out_dir)  # of this command killed before it wrote run.json
         write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
-        strategy = mirrored_strategy(verbose) if distribute else None
         return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
                     gan=make_gan(config, networks, strategy=strategy), verbose=verbose, callbacks=callbacks,
-                    tensorboard=tensorboard)
+                    tensorboard=tensorboard, shown_dir=shown_dir)
 
 
-def mirrored_strategy(verbose: bool = True):
-    """The strategy of --distribute: across machines when TF_CONFIG describes a cluster, else across this one's devices.
-
-    On one machine, a MirroredStrategy over the visible GPUs, or over the CPU devices where
-    there is none. With TF_CONFIG set, a MultiWorkerMirroredStrategy: each machine runs the
-    same command with its own TF_CONFIG (and its own --out-dir).
-    """
-    if os.environ.get("TF_CONFIG"):
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        where = "the workers of TF_CONFIG"
-    else:
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
-        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices)
-        where = ", ".join(devices)
-    if verbose:
-        print(f"distributed over {strategy.num_replicas_in_sync} replica(s): {where}", flush=True)
+def _strategy(config: Config, distributed: bool, verbose: bool):
+    """The run's distribution strategy (None without --distribute); UserError if the batch does not split over it."""
+    if not distributed:
+        return None
+    strategy = distribution.strategy(verbose)
+    distribution.check_batch(strategy, config.batch_size)
     return strategy
+
+
+def _same_on_every_worker(config: Config, minutes, verbose: bool) -> Config:
+    """The settings of a worker of a cluster, which must build the same step as every other worker.
+
+    Each worker would time its own machine: `--minutes` could plan other step counts and
+    `--precision auto` another precision, and the workers' steps would then not match.
+    """
+    if minutes is not None:
+        raise UserError("--minutes does not go with a TF_CONFIG cluster: each worker would plan its own steps; "
+                        "give every worker the same --train-steps")
+    if config.precision == "auto":
+        if verbose:
+            print("precision: float32 (auto, with several workers: each would time its own machine; give "
+                  "--precision bfloat16 to every worker for mixed precision)", flush=True)
+        config = dataclasses.replace(config, precision="float32")
+    return config
+
+
+@contextlib.contextmanager
+def worker_folder():
+    """A temporary folder for what a worker other than the chief writes, removed when it ends."""
+    with tempfile.TemporaryDirectory(prefix="cgan-worker-") as tmp:
+        yield Path(tmp)
+
+
+def _say_done(cluster, run_dir, verbose: bool) -> None:
+    if verbose:
+        chief = cluster.name(*cluster.chief)
+        print(f"{cluster.name()} done; {chief} wrote the run folder ({run_dir} on its machine)", flush=True)
 
 
 def _check_tensorboard(log_dir) -> None:
@@ -143,8 +181,12 @@ def _check_tensorboard(log_dir) -> None:
 
 
 def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
-           tensorboard=None, distribute: bool = False) -> Path:
-    """Continue the run in `run_dir` from its newest checkpoint to its configured last step."""
+           tensorboard=None, distribute: bool = False) -> Path | None:
+    """Continue the run in `run_dir` from its newest checkpoint to its configured last step.
+
+    With `distribute` and TF_CONFIG, a worker other than the chief reads `run_dir` (the
+    chief's folder, on a shared disk or copied) and writes nothing in it; it returns None.
+    """
     run_dir = Path(run_dir)
     _check_tensorboard(tensorboard)
     try:
@@ -152,29 +194,47 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
         config = from_run(run["config"])
     except (OSError, ValueError, TypeError, KeyError):
         raise InputError(f"{run_dir}: not a training run folder (no readable {RUN_FILE})") from None
+    cluster = distribution.cluster() if distribute else None
+    if cluster is not None:
+        config = _same_on_every_worker(config, None, verbose)
     dataset = data_of(config)
     images, labels = dataset.load(run["data"], "train")
+    finished = _model_path(run, run_dir)
+    if cluster is not None and not cluster.is_chief:
+        with worker_folder() as tmp:
+            _resume(config, networks, run_dir, {**run, "model_name": finished.name}, dataset, images, labels,
+                    finished=finished, out_dir=tmp, distributed=True, verbose=False, announce=verbose,
+                    callbacks=callbacks, shown_dir=run_dir)
+        _say_done(cluster, run_dir, verbose)
+        return None
     with folder_lock(run_dir):
         remove_temporaries(run_dir)  # what a kill left half-written; the lock says no one else is writing
         config = resolve(config, networks, verbose=verbose)  # runs recorded before precision was resolved said "auto"
-        gan = make_gan(config, networks, strategy=mirrored_strategy(verbose) if distribute else None)
-        found = checkpoints.list_checkpoints(run_dir)
-        step = 0
-        if found:
-            try:
-                step = checkpoints.restore(gan, found[-1])
-            except (OSError, ValueError, KeyError) as exc:
-                raise InputError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
+        return _resume(config, networks, run_dir, run, dataset, images, labels, finished=finished, out_dir=run_dir,
+                       distributed=distribute, verbose=verbose, announce=verbose, callbacks=callbacks,
+                       tensorboard=tensorboard)
+
+
+def _resume(config, networks, run_dir, run, dataset, images, labels, *, finished, out_dir, distributed, verbose,
+            announce, callbacks, tensorboard=None, shown_dir=None) -> Path:
+    """Restore the newest checkpoint of `run_dir` and train on, writing into `out_dir`."""
+    gan = make_gan(config, networks, strategy=_strategy(config, distributed, announce))
+    found = checkpoints.list_checkpoints(run_dir)
+    step = 0
+    if found:
+        try:
+            step = checkpoints.restore(gan, found[-1])
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{found[-1]}: unreadable checkpoint ({exc})") from None
+    if verbose:
+        print(f"resuming {run_dir} from step {step} ({found[-1].name})" if found else
+              f"{run_dir} has no checkpoint yet: training it from the start with its recorded settings", flush=True)
+    if step >= config.train_steps and finished.is_file():
         if verbose:
-            print(f"resuming {run_dir} from step {step} ({found[-1].name})" if found else
-                  f"{run_dir} has no checkpoint yet: training it from the start with its recorded settings", flush=True)
-        model_path = _model_path(run, run_dir)
-        if step >= config.train_steps and model_path.is_file():
-            if verbose:
-                print(f"{run_dir} finished at step {step}; nothing to train", flush=True)
-            return model_path
-        return _fit(config, networks, dataset, run_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
-                    callbacks=callbacks, tensorboard=tensorboard)
+            print(f"{run_dir} finished at step {step}; nothing to train", flush=True)
+        return finished
+    return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
+                callbacks=callbacks, tensorboard=tensorboard, shown_dir=shown_dir)
 
 
 def _model_path(run: dict, run_dir: Path) -> Path:
@@ -184,13 +244,22 @@ def _model_path(run: dict, run_dir: Path) -> Path:
 
 
 def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step, gan, verbose, callbacks,
-         tensorboard) -> Path:
+         tensorboard, shown_dir=None) -> Path:
+    """Train `gan` from `start_step` to the last step, writing into `out_dir`; `shown_dir` is the run folder
+    messages name, if not `out_dir` (that of the chief, for a worker writing into a temporary folder)."""
     if run["limit"] is not None:
         images, labels = images[: run["limit"]], labels[: run["limit"]]
     model_path = _model_path(run, out_dir)
     # One real batch for each discriminator update of a step.
-    batches = dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
-                              start_step=start_step)
+    def batches():
+        return dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
+                               start_step=start_step)
+
+    if gan.strategy is None:
+        data = batches()
+    else:  # each replica its rows of the global batch; a worker of a cluster builds only its own replicas'
+        data = distribution.replica_batches(gan.strategy, batches, batch_size=config.batch_size,
+                                            chunks=config.critic_steps)
     if verbose and start_step == 0:
         print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
               f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
@@ -220,7 +289,14 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     gan.set_steps_per_call(1 if gan.strategy is not None else steps_per_call(config, start_step))
     start = time.perf_counter()
     if remaining > 0:
-        gan.fit(batches, epochs=1, steps_per_epoch=remaining, callbacks=all_callbacks, verbose=0, shuffle=False)
+        try:
+            gan.fit(data, epochs=1, steps_per_epoch=remaining, callbacks=all_callbacks, verbose=0, shuffle=False)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as exc:
+            if not distribution.is_multi_worker(gan.strategy):
+                raise
+            last = checkpoints.list_checkpoints(out_dir) if shown_dir is None else None  # a worker's are not the run's
+            raise distribution.lost_worker(exc, int(gan.g_optimizer.iterations.numpy()), shown_dir or out_dir,
+                                           last) from None
     elapsed = time.perf_counter() - start
     step = int(gan.g_optimizer.iterations.numpy())
     if gan.diverged_at:
@@ -230,7 +306,7 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         raise TrainingStopped(f"training diverged at step {at}: {what}; {kept} (lower --g-lr/--d-lr and train again)", 1)
     if guard.signal_received is not None:
         raise TrainingStopped(f"stopped at step {step} by signal {guard.signal_received}; checkpoint written, "
-                              f"continue with --resume {out_dir}", 128 + guard.signal_received)
+                              f"continue with --resume {shown_dir or out_dir}", 128 + guard.signal_received)
     if step % config.save_interval:
         checkpoints.save(gan, out_dir, step)
         samples.dump(step)

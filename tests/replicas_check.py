@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import cgan_mnist  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
+from cgan.distribute import replica_batches  # noqa: E402
 from cgan.gan import make_gan  # noqa: E402
 from conftest import tiny_config  # noqa: E402
 
@@ -35,7 +36,9 @@ def trained_weights(devices: list[str], config, steps: int) -> tuple[list[np.nda
     strategy = tf.distribute.MirroredStrategy(devices)
     gan = make_gan(config, cgan_mnist.NETWORKS, strategy=strategy)
     images, labels = MNIST.load()
-    batches = MNIST.batches(images[:512], labels[:512], batch_size=config.batch_size * config.critic_steps, seed=0)
+    batches = replica_batches(strategy, lambda: MNIST.batches(images[:512], labels[:512], seed=0,
+                                                              batch_size=config.batch_size * config.critic_steps),
+                              batch_size=config.batch_size, chunks=config.critic_steps)
     history = gan.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     weights = [np.asarray(w) for m in (gan.generator, gan.discriminator) for w in m.weights]
     return weights, {name: float(values[-1]) for name, values in history.history.items()}
@@ -43,7 +46,8 @@ def trained_weights(devices: list[str], config, steps: int) -> tuple[list[np.nda
 
 def main() -> None:
     loss, steps = sys.argv[1], int(sys.argv[2])
-    config = tiny_config(loss=loss, batch_size=16)
+    # With a critic, two D updates a step: each replica must take its rows of each update's batch.
+    config = tiny_config(loss=loss, batch_size=16, critic_steps=2 if loss == "wgan-gp" else 1)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     two, figures_two = trained_weights(devices[:2], config, steps)
     one, figures_one = trained_weights(devices[:1], config, steps)

@@ -225,3 +225,25 @@ def test_run_json_records_nothing_a_refused_command_asked_for(disk):
     """The refused `--resume --latent-dim 32` must not have touched the run's record."""
     record = json.loads((disk / "run" / "run.json").read_text())
     assert record["config"]["latent_dim"] == TINY["latent_dim"]
+
+
+TWO_WORKERS = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
+
+
+@pytest.mark.parametrize("tf_config, argv, message", [
+    ("{not json", [], "TF_CONFIG must be JSON like"),
+    (json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}}), [], "TF_CONFIG must be JSON like"),
+    (json.dumps({**TWO_WORKERS, "task": {"type": "worker", "index": 2}}), [], "task index 2 is not one of the 2"),
+    (json.dumps({**TWO_WORKERS, "task": {"type": "ps", "index": 0}}), [], "task type 'ps' is not one of"),
+    (json.dumps(TWO_WORKERS), ["--minutes", "3"], "--minutes does not go with a TF_CONFIG cluster"),
+], ids=["not-json", "no-task", "index-out-of-range", "unknown-task-type", "minutes-with-workers"])
+def test_a_cluster_that_cannot_train_is_refused_before_anything_waits(disk, mnist_small, capsys, monkeypatch, tf_config,
+                                                                    argv, message):
+    """A bad TF_CONFIG (or a flag each worker would settle differently) stops at once: no worker waits for it."""
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    before = _snapshot(disk)
+    capsys.readouterr()
+    code = run_main(["--distribute", "--data", str(mnist_small), "--out-dir", str(disk / "cluster-run"),
+                     *(argv or ["--train-steps", "2"])])
+    assert_one_line_error(code, capsys, message)
+    assert code == USAGE and _snapshot(disk) == before

@@ -1,0 +1,149 @@
+"""--distribute with TF_CONFIG: two worker processes on 127.0.0.1 stand in for two machines.
+
+Each worker runs the command a user would run on each machine, with its own TF_CONFIG and
+one thread, so that both fit on two cores. Their run is compared with one process training
+the same global batch (`--distribute` on this machine's single CPU device).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import cgan_mnist
+from cgan import checkpoints
+from cgan.config import from_run
+from cgan.training_log import read_losses
+
+STEPS = 60
+FLAGS = ["--distribute", "--limit", "512", "--batch-size", "16", "--g-width", "16", "--d-width", "16",
+         "--latent-dim", "16", "--precision", "float32", "--save-interval", "10", "--train-steps", str(STEPS)]
+# Two workers sum their gradients in another order than one process, and Adam's normalised steps
+# (beta_1 0) turn that rounding into weight differences that grow with the steps: 4e-7 after 3 steps
+# (tests/replicas_check.py), 6.5e-4 after these 60, for weights that moved by 0.99; the digits drawn
+# differ by at most 1 grey level of 255 (measured 2026-11-29, AMD EPYC with AVX-512).
+TOLERANCE = 2e-3
+# A worker killed mid-run is found by TensorFlow's health checks (cgan.distribute): 5 s apart, 2 tries.
+LOST_WITHIN_S = 60
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(argv: list[str], tmp_dir) -> list[subprocess.Popen]:
+    """Both workers of a fresh two-worker cluster on 127.0.0.1, each running `cgan_mnist.py argv`."""
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                                      "task": {"type": "worker", "index": index}}),
+               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TMPDIR": str(tmp_dir),
+               "CUDA_VISIBLE_DEVICES": ""}
+        workers.append(subprocess.Popen([sys.executable, str(ROOT / "cgan_mnist.py"), *argv], cwd=ROOT, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return workers
+
+
+def finish(workers, timeout: float = 300) -> list[tuple[int, str, str]]:
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=timeout)
+        results.append((worker.returncode, out, err))
+    return results
+
+
+def weights(path) -> list[np.ndarray]:
+    return cgan_mnist.load_generator(path).get_weights()
+
+
+def largest_difference(a, b) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_small):
+    """An uninterrupted two-worker run (both given the same --out-dir) and a one-process run of the same flags."""
+    base = tmp_path_factory.mktemp("workers")
+    flags = [*FLAGS, "--data", str(mnist_small)]
+    worker_tmp = base / "worker-tmp"
+    worker_tmp.mkdir()
+    results = finish(start_workers([*flags, "--out-dir", str(base / "two")], worker_tmp))
+    one = subprocess.run([sys.executable, str(ROOT / "cgan_mnist.py"), *flags, "--out-dir", str(base / "one")],
+                         cwd=ROOT, env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    return {"base": base, "flags": flags, "two": base / "two", "one": base / "one", "workers": results,
+            "worker_tmp": worker_tmp}
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_generator_one_process_does(runs):
+    for code, out, err in runs["workers"]:
+        assert code == 0, err[-3000:]
+    two, one = weights(runs["two"] / "cgan_mnist.h5"), weights(runs["one"] / "cgan_mnist.h5")
+    start = cgan_mnist.make_gan(from_run(json.loads((runs["one"] / "run.json").read_text())["config"]))
+    moved = largest_difference(start.ema_generator.get_weights(), one)
+    assert moved > 10 * TOLERANCE  # the runs trained: the comparison can tell them apart
+    assert largest_difference(two, one) < TOLERANCE
+    labels = list(range(10)) * 10
+    drawn = [cgan_mnist.generate(cgan_mnist.load_generator(runs[name] / "cgan_mnist.h5"), labels, seed=0).astype(int)
+             for name in ("two", "one")]
+    assert np.abs(drawn[0] - drawn[1]).max() <= 2
+    steps = read_losses(runs["two"])["step"]
+    assert list(steps) == list(range(1, STEPS + 1))  # each step once, though two processes trained it
+    logged_two, logged_one = read_losses(runs["two"]), read_losses(runs["one"])
+    np.testing.assert_allclose(logged_two["d_loss"], logged_one["d_loss"], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_only_the_chief_writes_and_the_other_worker_says_where(runs):
+    assert sorted(p.name for p in runs["two"].iterdir()) == sorted(p.name for p in runs["one"].iterdir())
+    assert list(runs["worker_tmp"].iterdir()) == []  # the other worker removed its temporary folder
+    chief_out, worker_out = runs["workers"][0][1], runs["workers"][1][1]
+    assert "generator saved to" in chief_out and "sample it:" in chief_out
+    assert "done; worker 0 (127.0.0.1:" in worker_out and "sample it" not in worker_out
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_other_and_both_resume_to_the_same_weights(runs):
+    run_dir = runs["base"] / "killed"
+    workers = start_workers([*runs["flags"], "--out-dir", str(run_dir)], runs["worker_tmp"])
+    deadline = time.monotonic() + 300
+    while not checkpoints.list_checkpoints(run_dir) and workers[0].poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers[0].poll() is None, "the chief ended before its first checkpoint: nothing to kill mid-run"
+    workers[1].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    code, _, err = finish(workers[:1], timeout=LOST_WITHIN_S + 30)[0]
+    stopped_after = time.monotonic() - killed_at
+    workers[1].wait()
+    assert stopped_after < LOST_WITHIN_S
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("cgan_mnist.py: lost worker 1 (127.0.0.1:") and f"--resume {run_dir}" in last, err[-3000:]
+    assert "Traceback" not in err
+    step = checkpoints.step_of(checkpoints.list_checkpoints(run_dir)[-1])
+    assert 10 <= step < STEPS
+    results = finish(start_workers(["--distribute", "--resume", str(run_dir)], runs["worker_tmp"]))
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+    assert f"resuming {run_dir} from step" in results[0][1]
+    resumed, uninterrupted = weights(run_dir / "cgan_mnist.h5"), weights(runs["two"] / "cgan_mnist.h5")
+    assert largest_difference(resumed, uninterrupted) < 1e-6  # the same two workers: the same sums (measured: 0)
+    assert list(read_losses(run_dir)["step"]) == list(range(1, STEPS + 1))
