@@ -16,18 +16,26 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from cgan.errors import TrainingStopped, UserError
 
-# How long the first collective waits for every worker to start (TensorFlow waits for ever), and how
-# often a running worker checks that its peers still answer: a worker killed mid-run is found within
-# about interval + retries x timeout seconds, and the others stop instead of waiting in their next step.
-JOIN_TIMEOUT_S = 300
-HEALTH_INTERVAL_S = 5
-HEALTH_TIMEOUT_S = 5
-HEALTH_RETRIES = 2
+# How long a worker waits for every worker of TF_CONFIG to start; TensorFlow would wait for ever, deaf to
+# SIGTERM. CGAN_JOIN_TIMEOUT_S sets another (the tests use a few seconds). A worker killed mid-run is
+# found by TensorFlow's coordination service, whose heartbeats time out after 10 s: the others then stop
+# instead of waiting in their next step.
+def _seconds(name: str, default: float) -> float:
+    try:
+        return max(float(os.environ.get(name, default)), 1.0)
+    except ValueError:
+        return default
+
+
+JOIN_TIMEOUT_S = _seconds("CGAN_JOIN_TIMEOUT_S", 300)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,39 +108,43 @@ def strategy(verbose: bool = True):
         where = ", ".join(devices)
     else:
         if verbose:
-            print(f"{found.name()}: waiting for the {found.size} workers of TF_CONFIG (at most {JOIN_TIMEOUT_S} s)",
+            print(f"{found.name()}: waiting for the {found.size} workers of TF_CONFIG (at most {JOIN_TIMEOUT_S:g} s)",
                   flush=True)
-        _tune_health_checks()
-        try:
-            made = tf.distribute.MultiWorkerMirroredStrategy()
-        except RuntimeError as exc:
-            if "Timeout waiting for the cluster" not in str(exc):
-                raise
-            raise TrainingStopped(f"not every worker of TF_CONFIG started within {JOIN_TIMEOUT_S} s: start the same "
-                                  f"command on each, with its own TF_CONFIG task", 1) from None
+        made = _within(JOIN_TIMEOUT_S, tf.distribute.MultiWorkerMirroredStrategy,
+                       f"not every worker of TF_CONFIG started within {JOIN_TIMEOUT_S:g} s: start the same command "
+                       f"on each, with its own TF_CONFIG task")
         where = f"the {found.size} workers of TF_CONFIG, this one {found.name()}"
     if verbose:
         print(f"distributed over {made.num_replicas_in_sync} replica(s): {where}", flush=True)
     return made
 
 
-def _tune_health_checks() -> None:
-    """Set TensorFlow's cluster health checks (interval, timeouts) to this module's figures.
+# Run beside a process that waits in C++: on no word (EOF) from it in time, say why and kill it.
+_WATCHDOG = """
+import os, select, signal, sys
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    sys.stderr.write(message + "\\n")
+    sys.stderr.flush()
+    os.kill(parent, signal.SIGKILL)
+"""
 
-    MultiWorkerMirroredStrategy checks its peers on a thread of its own and aborts the
-    collectives when one stops answering; its figures are class attributes with no
-    public setter (TensorFlow 2.21), read when a strategy is made.
+
+def _within(seconds: float, make, message: str):
+    """`make()`, or this process is killed after `seconds` with `message` on stderr (one line).
+
+    For the strategy's start, which waits in TensorFlow's C++ for the other workers
+    holding the interpreter's lock, with SIGTERM caught by TensorFlow: no exception,
+    thread or signal handler of this process can end that wait, so a watchdog process
+    does. Nothing of the run is written before it.
     """
-    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
-
-    extended = cars.CollectiveAllReduceExtended
-    settings = {"_check_health_initial_timeout": JOIN_TIMEOUT_S, "_check_health_interval": HEALTH_INTERVAL_S,
-                "_check_health_timeout": HEALTH_TIMEOUT_S, "_check_health_retry_limit": HEALTH_RETRIES}
-    missing = [name for name in settings if not hasattr(extended, name)]
-    if missing:  # a TensorFlow that renamed them: its own defaults apply (a dead peer found in about 1.5 min)
-        return
-    for name, value in settings.items():
-        setattr(extended, name, value)
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds),
+                                 f"{Path(sys.argv[0]).name}: {message}"], stdin=subprocess.PIPE)
+    try:
+        return make()
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
 
 
 def is_multi_worker(strategy) -> bool:

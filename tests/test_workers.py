@@ -46,15 +46,15 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def start_workers(argv: list[str], tmp_dir) -> list[subprocess.Popen]:
-    """Both workers of a fresh two-worker cluster on 127.0.0.1, each running `cgan_mnist.py argv`."""
+def start_workers(argv: list[str], tmp_dir, *, started=(0, 1), **environ) -> list[subprocess.Popen]:
+    """The `started` workers of a fresh two-worker cluster on 127.0.0.1, each running `cgan_mnist.py argv`."""
     hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     workers = []
-    for index in range(2):
+    for index in started:
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
                                                       "task": {"type": "worker", "index": index}}),
                "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TMPDIR": str(tmp_dir),
-               "CUDA_VISIBLE_DEVICES": ""}
+               "CUDA_VISIBLE_DEVICES": "", **environ}
         workers.append(subprocess.Popen([sys.executable, str(ROOT / "cgan_mnist.py"), *argv], cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return workers
@@ -147,3 +147,18 @@ def test_a_killed_worker_stops_the_other_and_both_resume_to_the_same_weights(run
     resumed, uninterrupted = weights(run_dir / "cgan_mnist.h5"), weights(runs["two"] / "cgan_mnist.h5")
     assert largest_difference(resumed, uninterrupted) < 1e-6  # the same two workers: the same sums (measured: 0)
     assert list(read_losses(run_dir)["step"]) == list(range(1, STEPS + 1))
+
+
+@pytest.mark.slow
+def test_a_worker_whose_peer_never_starts_gives_up_in_time(runs):
+    """TensorFlow would wait for ever, deaf to SIGTERM; the join timeout (here 5 s) ends it with one line."""
+    run_dir = runs["base"] / "alone"
+    start = time.monotonic()
+    chief = start_workers([*runs["flags"], "--out-dir", str(run_dir)], runs["worker_tmp"], started=(0,),
+                          CGAN_JOIN_TIMEOUT_S="5")[0]
+    code, out, err = finish([chief], timeout=120)[0]
+    assert time.monotonic() - start < 60 and code != 0
+    lines = [line for line in err.splitlines() if line.startswith("cgan_mnist.py")]
+    assert lines == ["cgan_mnist.py: not every worker of TF_CONFIG started within 5 s: start the same command on "
+                     "each, with its own TF_CONFIG task"], err[-2000:]
+    assert not run_dir.exists()  # nothing was written before the wait
