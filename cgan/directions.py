@@ -12,7 +12,8 @@ what the noise itself spans.
 
 Each direction is also described by what it does to the pixels, measured on
 sample digits pushed 2 standard deviations each way (ink, slant, width,
-height); a direction whose strongest effect is weak is just called by its number.
+height): by its clearest effect, or its two clearest where a stronger direction
+has that name; one with no clear effect of its own is just called by its number.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def _statistics(images: np.ndarray) -> dict[str, np.ndarray]:
     return {"ink": ink.mean(axis=(1, 2)), "slant": slant, "width": np.sqrt(var_c), "height": np.sqrt(var_r)}
 
 
-def describe(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, step: float = 2.0, seed: int = 0) -> list[str]:
-    """A short name for each direction by its clearest effect on the pixels, or '' when none is clear."""
+def effects(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, step: float = 2.0,
+            seed: int = 0) -> list[dict[str, float]]:
+    """What each direction does to the pixels: each statistic's mean change, in its spread over samples."""
     classes = class_count(generator)
     count = samples * (classes or 1)
     z = noise(generator, count, seed)
@@ -89,36 +91,47 @@ def describe(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, 
     if classes is not None:
         base["label"] = np.repeat(np.arange(classes, dtype=np.int32), samples).reshape(-1, 1)
     spread = {name: value.std() + 1e-9 for name, value in _statistics(postprocess(generator(base, training=False))).items()}
-    names = []
+    found = []
     for vector in vectors:
         moved = {}
         for sign in (-1, 1):
             images = postprocess(generator({**base, "noise": z + sign * step * vector}, training=False))
             moved[sign] = _statistics(images)
-        effect = {name: (moved[1][name] - moved[-1][name]).mean() / spread[name] for name in EFFECTS}
-        strongest = max(effect, key=lambda name: abs(effect[name]))
-        size = effect[strongest]
-        names.append(EFFECTS[strongest][0 if size > 0 else 1] if abs(size) >= CLEAR_EFFECT else "")
-    return names
+        found.append({name: float((moved[1][name] - moved[-1][name]).mean() / spread[name]) for name in EFFECTS})
+    return found
+
+
+def names_for(found: list[dict[str, float]]) -> tuple[list[str], list[int]]:
+    """A name for each direction that no stronger one has, and the sign that makes it read as growth.
+
+    A direction is named by its clearest effect ("bolder"); if a stronger direction has that
+    name, by its two clearest ("bolder, slant left"); failing that, by its number alone. Its
+    sign is turned so that its clearest effect grows, so a slider to the right adds.
+    """
+    taken, names, signs = set(), [], []
+    for k, effect in enumerate(found):
+        clear = sorted((n for n in effect if abs(effect[n]) >= CLEAR_EFFECT), key=lambda n: -abs(effect[n]))
+        sign = -1 if clear and effect[clear[0]] < 0 else 1
+        words = [EFFECTS[n][0 if sign * effect[n] > 0 else 1] for n in clear[:2]]
+        candidates = [words[0], ", ".join(words)] if len(words) == 2 else words
+        label = next((c for c in candidates if c not in taken), "")
+        taken.add(label)
+        names.append(f"PC{k + 1} · {label}" if label else f"PC{k + 1}")
+        signs.append(sign)
+    return names, signs
 
 
 def latent_directions(generator: keras.Model, count: int = 8) -> Directions:
     """The `count` principal noise directions of `generator`'s first layer, strongest first, named.
 
-    Each direction's sign is chosen so that its clearest effect reads as growth where it
-    has one (bolder, wider, ...), so a slider to the right adds.
+    Each is named by what sets it apart from the stronger ones (`names_for`), its sign chosen
+    so that its clearest effect reads as growth (bolder, wider, ...).
     """
     response = first_layer_response(generator)
     _, singular, right = np.linalg.svd(response, full_matrices=False)
     count = min(count, len(singular))
     vectors = right[:count].astype(np.float32)
     share = singular[:count] ** 2 / np.sum(singular**2)
-    effects = describe(generator, vectors)
-    shrinking = {shrink: grow for grow, shrink in EFFECTS.values()}
-    names = []
-    for k, effect in enumerate(effects):
-        if effect in shrinking:  # turn it round, so moving right grows
-            vectors[k] = -vectors[k]
-            effect = shrinking[effect]
-        names.append(f"PC{k + 1} · {effect}" if effect else f"PC{k + 1}")
+    names, signs = names_for(effects(generator, vectors))
+    vectors *= np.asarray(signs, np.float32)[:, None]
     return Directions(vectors, share, names)
