@@ -24,6 +24,9 @@ from cgan import checkpoints
 from cgan.config import from_run
 from cgan.training_log import read_losses
 
+# One xdist worker for the module: its fixture (two training runs) is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("workers")
+
 STEPS = 60
 FLAGS = ["--distribute", "--limit", "512", "--batch-size", "16", "--g-width", "16", "--d-width", "16",
          "--latent-dim", "16", "--precision", "float32", "--save-interval", "10", "--train-steps", str(STEPS)]
