@@ -9,6 +9,7 @@ never import it (training gets the network builders passed down):
 - `images`: grids, PNG, GIF and npz files;
 - `morphs`: label morphs and latent walks;
 - `losses`, `gan`, `training`: the losses, the `keras.Model` that trains, run folders;
+- `distribute`: `--distribute` on several devices or the workers of TF_CONFIG;
 - `checkpoints`, `training_log`: resuming and stopping cleanly, the per-step record;
 - `precision`, `budget`, `flops`: `--precision auto`, `--minutes`, a step's operations;
 - `evaluation`, `judges`: label accuracy, Frechet distances, precision, recall and diversity,
