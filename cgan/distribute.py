@@ -24,17 +24,18 @@ import numpy as np
 
 from cgan.errors import TrainingStopped, UserError
 
-# How long a worker waits for every worker of TF_CONFIG to start; TensorFlow would wait for ever, deaf to
-# SIGTERM. CGAN_JOIN_TIMEOUT_S sets another (the tests use a few seconds). A worker killed mid-run is
-# found by TensorFlow's coordination service, whose heartbeats time out after 10 s: the others then stop
-# instead of waiting in their next step.
 def _seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment variable `name` (at least 1), else `default`."""
     try:
         return max(float(os.environ.get(name, default)), 1.0)
     except ValueError:
         return default
 
 
+# How long a worker waits for every worker of TF_CONFIG to start; TensorFlow would wait for ever, deaf to
+# SIGTERM. CGAN_JOIN_TIMEOUT_S sets another (the tests use a few seconds). A worker killed mid-run is
+# found by TensorFlow's coordination service, whose heartbeats time out after 10 s: the others then stop
+# instead of waiting in their next step.
 JOIN_TIMEOUT_S = _seconds("CGAN_JOIN_TIMEOUT_S", 300)
 
 
