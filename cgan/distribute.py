@@ -149,7 +149,10 @@ def _within(seconds: float, make, message: str):
 
 
 def is_multi_worker(strategy) -> bool:
-    return strategy is not None and cluster() is not None
+    """Whether `strategy` spans the workers of a cluster (its collectives can lose a worker)."""
+    from cgan.backend import tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def replica_batches(strategy, make_batches, *, batch_size: int, chunks: int):
@@ -159,12 +162,11 @@ def replica_batches(strategy, make_batches, *, batch_size: int, chunks: int):
     `batch_size`, one after the other). Replica r of R takes rows r/R to (r+1)/R of each
     chunk: the rows one device would give it by splitting each chunk, so a critic's k
     updates a step see the same images on any number of replicas. Each worker builds only
-    its own replicas' pipeline.
+    its own replicas' pipeline. `batch_size` must split evenly (`check_batch`).
     """
     from cgan.backend import tf
 
     replicas = strategy.num_replicas_in_sync
-    check_batch(strategy, batch_size)
     rows = replica_rows(replicas, batch_size, chunks)
 
     def for_pipeline(context):

@@ -14,7 +14,7 @@ import numpy as np
 
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy
-from cgan import losses
+from cgan import distribute, losses
 from cgan.losses import LOSSES, Loss
 from cgan.sampling import class_count, latent_dim
 
@@ -209,7 +209,7 @@ class ConditionalGAN(keras.Model):
         values = tf.stack([tf.cast(figures[name], tf.float32) for name in self.figure_names])
         self.step_history.assign(tf.tensor_scatter_nd_update(self.step_history.value, [[row]], [values]))
         # Per-step values (not running means) so logs and the CSV show each step.
-        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if distribute.is_multi_worker(self.strategy):
             # Keras 3.15 averages a multi-worker step's outputs along their first axis, which a scalar has not.
             return {name: tf.reshape(value, [1]) for name, value in figures.items()}
         return figures

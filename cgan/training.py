@@ -7,9 +7,9 @@ needs), `checkpoints/`, `samples/step_NNNNNN.png`, `losses.csv`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
-import contextlib
 import json
 import tempfile
 import time
