@@ -63,7 +63,8 @@ ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a 
 # The networks
 
 
-def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, num_classes: int | None = MNIST.num_classes,
+def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
+                    num_classes: int | None = MNIST.num_classes,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None,
                     synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
@@ -71,7 +72,9 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     `label` is an int32 class of shape (1,). Two stride-2 transposed
     convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
     7x14 for a 28x56 pair; `extra_convs` 3x3 convolutions (BatchNorm, ReLU)
-    refine the middle stage. `num_classes=None` builds an unconditional
+    refine the middle stage. With `top_width`, the last transposed convolution
+    draws that many channels at the image's size (BatchNorm, ReLU) and a 3x3
+    convolution turns them into the image. `num_classes=None` builds an unconditional
     generator whose only input is `noise`. `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
@@ -96,14 +99,20 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x)
         x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
         x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
-    x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
+    if top_width:
+        x = layers.Conv2DTranspose(top_width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
+        x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
+        x = layers.ReLU(dtype=dtype)(x)  # 28x28xtop_width
+        x = layers.Conv2D(image_shape[-1], 3, padding="same", dtype=dtype)(x)
+    else:
+        x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(inputs, image, name=name)
 
 
 def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
-                        dtype: str | None = None) -> keras.Model:
+                        auxiliary_classes: int | None = None, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
@@ -114,7 +123,8 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: i
     network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
     projection: an unconditional discriminator, psi(h) alone. `auxiliary` adds a
     second output, `class_logits`, one per class from the same features h: the
-    auxiliary classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`.
+    auxiliary classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`; over
+    `auxiliary_classes` classes if given (the numbers of pairs, for `--aux-target number`).
     """
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
@@ -137,7 +147,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: i
         inputs["label"] = label
     logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
     if auxiliary:
-        class_logits = layers.Dense(num_classes, dtype=dtype, name="classifier")(h)
+        class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
         class_logits = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
         return keras.Model(inputs, {"logit": logit, "class_logits": class_logits}, name="discriminator")
     return keras.Model(inputs, logit, name="discriminator")
@@ -155,7 +165,7 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
     """The generator `config` asks for; `distributed`: batch statistics over all replicas' batches."""
     dataset = data_of(config)
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
-                           num_classes=None if config.unconditional else dataset.num_classes,
+                           top_width=config.g_top_width, num_classes=None if config.unconditional else dataset.num_classes,
                            image_shape=dataset.image_shape, dtype=dtype, synchronized=distributed,
                            name=dataset.generator_name)
 
@@ -165,7 +175,8 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     dataset = data_of(config)
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
                                num_classes=None if config.unconditional else dataset.num_classes,
-                               image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0, dtype=dtype)
+                               image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
+                               auxiliary_classes=100 if config.aux_target == "number" else None, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

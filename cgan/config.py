@@ -19,6 +19,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 # The Keras dtype policy of each precision that trains; "auto" is first resolved to one (cgan.precision.resolve).
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
+AUX_TARGETS = ("label", "number")
 # Defaults that depend on the loss, taken unless the user sets the field: the WGAN-GP paper's
 # Adam settings (Gulrajani et al., 2017: rates 1e-4, betas 0.5 / 0.9, the second being every
 # loss's default) and its five critic updates per generator update.
@@ -30,7 +31,7 @@ UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
 # or in a lifetime (a typo, not a wish).
 INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096), "g_width": (1, 1024),
-                  "d_width": (1, 1024), "g_extra_convs": (0, 16), "d_extra_convs": (0, 16),
+                  "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16), "d_extra_convs": (0, 16),
                   "save_interval": (1, 10_000_000), "critic_steps": (1, 100)}
 
 
@@ -52,6 +53,9 @@ class Config:
     latent_dim: int = _field(64, "noise dimensions")
     g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")
     g_extra_convs: int = _field(1, "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage")
+    g_top_width: int = _field(0, "generator channels at the image's full size (28x28), drawn by the last transposed "
+                              "convolution (BatchNorm, ReLU) before a 3x3 convolution to the image; 0: the transposed "
+                              "convolution draws the image")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
     g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
@@ -68,6 +72,10 @@ class Config:
     aux_weight: float = _field(0.5, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
                                "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
                                "0: none")
+    aux_target: str = _field("label", "what the auxiliary classifier learns: label, or with --dataset pairs, number: the "
+                             "number 00-99 a real pair shows, while G and D are still conditioned on --condition; G is "
+                             "then pushed towards fakes read as a number of their label (for below50: on the asked side "
+                             "of 50)", choices=AUX_TARGETS)
     mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
                                  "of one label differ as their noises differ, against mode collapse; 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
@@ -99,13 +107,20 @@ class Config:
             raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
         if self.aux_weight and self.unconditional:
             raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
+        if self.aux_target not in AUX_TARGETS:
+            raise UserError(f"--aux-target must be label or number, got {self.aux_target!r}")
+        if self.aux_target == "number":
+            if self.dataset != "pairs":
+                raise UserError(f"--aux-target number needs --dataset pairs (the only images with a number), got {self.dataset}")
+            if not self.aux_weight:
+                raise UserError("--aux-target number needs an auxiliary classifier: give --aux-weight above 0")
         dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
 
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
-FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0}
+FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label"}
 
 
 def compute_policy(precision: str) -> str:

@@ -186,8 +186,11 @@ class Dataset:
                 return folder / name
         raise InputError(f"{folder}: expected {stem} or {stem}.gz (the {self.title} IDX files) in this folder")
 
-    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0):
+    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
+                numbers: bool = False):
         """The training batches of these images from `start_step` on (see `shuffled_batches`)."""
+        if numbers:
+            raise ValueError(f"{self.title} images show no number (numbers=True is for pairs)")
         return shuffled_batches(images, labels, batch_size=batch_size, seed=seed, start_step=start_step)
 
 
@@ -224,6 +227,13 @@ class PairsDataset(Dataset):
         number = 10 * left + right
         return number if self.condition == "number" else (number <= 49) * 1
 
+    def number_members(self) -> np.ndarray:
+        """(100, classes) float32: 1 where the number 00-99 has that label (--aux-target number)."""
+        numbers = np.arange(100)
+        members = np.zeros((100, self.num_classes), np.float32)
+        members[numbers, self.label(numbers // 10, numbers % 10)] = 1
+        return members
+
     def load(self, path=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         """MNIST's single digits (uint8, (n, 28, 28)) and their digit labels; pairs are made per batch."""
         return MNIST.load(path, split)
@@ -234,8 +244,12 @@ class PairsDataset(Dataset):
         left, right = rng.integers(len(images), size=(2, count))
         return np.concatenate([images[left], images[right]], axis=2), self.label(digits[left], digits[right]).astype(np.int32)
 
-    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0):
-        """Batches of pairs: the two digits of every pair drawn afresh per step, a pure function of (seed, step)."""
+    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
+                numbers: bool = False):
+        """Batches of pairs: the two digits of every pair drawn afresh per step, a pure function of (seed, step).
+
+        `numbers`: each pair's number (00-99) in place of its label, the same pairs otherwise.
+        """
         from cgan.backend import tf
 
         x, digits = tf.constant(images), tf.constant(labels.astype(np.int32))
@@ -245,7 +259,8 @@ class PairsDataset(Dataset):
             which = tf.random.stateless_uniform([2, batch_size], seed=tf.stack([tf.cast(seed, tf.int64), step]),
                                                 maxval=n, dtype=tf.int64)
             pair = tf.concat([tf.gather(x, which[0]), tf.gather(x, which[1])], axis=2)  # (b, 28, 56)
-            label = self.label(tf.gather(digits, which[0]), tf.gather(digits, which[1]))
+            left, right = tf.gather(digits, which[0]), tf.gather(digits, which[1])
+            label = 10 * left + right if numbers else self.label(left, right)
             return to_model_range(tf.cast(pair, tf.float32)[..., None]), tf.reshape(label, (-1, 1))
 
         return _step_batches(batch_at, start_step)

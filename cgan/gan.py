@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from cgan.backend import keras, tf
-from cgan.config import Config, compute_policy
+from cgan.config import Config, compute_policy, data_of
 from cgan import distribute, losses
 from cgan.losses import LOSSES, Loss
 from cgan.sampling import class_count, latent_dim
@@ -74,6 +74,10 @@ class ConditionalGAN(keras.Model):
         self.ema_generator = ema_generator
         self.config = config
         self.conditional = "label" in generator.input
+        if config.aux_target == "number":  # the data gives numbers; G and D are conditioned on their labels
+            members = data_of(config).number_members()
+            self.number_members = tf.constant(members)
+            self.label_of_number = tf.constant(np.argmax(members, axis=1).astype(np.int32))
         self.strategy = strategy  # the tf.distribute strategy it was built under, if any
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         # (first step whose loss was not finite, which loss), set by the NaN guard: nothing from that step on
@@ -145,16 +149,21 @@ class ConditionalGAN(keras.Model):
                                  training=True)
         return (out["logit"], out["class_logits"]) if isinstance(out, dict) else (out, None)
 
-    def _with_classes(self, d_loss, g_loss, real_classes, real_labels, fake_classes, fake_labels, figures):
+    def _with_classes(self, d_loss, g_loss, real_classes, real_targets, fake_classes, fake_labels, figures):
         """The losses with the auxiliary classifier's terms (if D has one), and `figures` with their values.
 
-        D learns the labels of real images only; G is pushed towards fakes that D's
-        classifier reads as the label they were drawn for (the AC-GAN terms, the
-        fake images not taught to D as their label).
+        D learns the classes of real images only (`real_targets`: their labels, or with
+        --aux-target number their numbers); G is pushed towards fakes that D's classifier
+        reads as the label they were drawn for, or as a number of that label (the AC-GAN
+        terms, the fake images not taught to D as their label).
         """
         if real_classes is None:
             return d_loss, g_loss, figures
-        d_class, g_class = losses.class_loss(real_classes, real_labels), losses.class_loss(fake_classes, fake_labels)
+        d_class = losses.class_loss(real_classes, real_targets)
+        if self.config.aux_target == "number":
+            g_class = losses.class_set_loss(fake_classes, fake_labels, self.number_members)
+        else:
+            g_class = losses.class_loss(fake_classes, fake_labels)
         weight = self.config.aux_weight
         return (d_loss + weight * d_class, g_loss + weight * g_class,
                 {**figures, **dict(zip(losses.CLASS_FIGURES, (d_class, g_class)))})
@@ -197,10 +206,13 @@ class ConditionalGAN(keras.Model):
 
     def train_step(self, data):
         real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
+        targets = labels  # what D's classifier learns of the real images
+        if self.config.aux_target == "number":
+            labels = tf.gather(self.label_of_number, tf.cast(labels, tf.int32))
         if self.config.critic_steps == 1 and not self.loss.critic:
-            figures = self._joint_step(real, labels)
+            figures = self._joint_step(real, labels, targets)
         else:
-            figures = self._critic_then_generator_step(real, labels)
+            figures = self._critic_then_generator_step(real, labels, targets)
         self._update_ema()
         figures = self._global(figures)
         for tracker, name in zip(self.trackers, self.figure_names):
@@ -229,7 +241,7 @@ class ConditionalGAN(keras.Model):
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
-    def _joint_step(self, real, labels):
+    def _joint_step(self, real, labels, targets):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
             noise, fake_labels = self._noise(tf.shape(real)[0]), self._paired(labels)
@@ -239,7 +251,7 @@ class ConditionalGAN(keras.Model):
             real_logits, real_classes = self._d(real, labels)  # (b, 1)
             fake_logits, fake_classes = self._d(tf.cast(fake, real.dtype), fake_labels)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
-            d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_classes, labels, fake_classes,
+            d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_classes, targets, fake_classes,
                                                          fake_labels, self._accuracies(real_logits, fake_logits))
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
@@ -247,18 +259,18 @@ class ConditionalGAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
         return {"d_loss": d_loss, "g_loss": g_loss, **figures}
 
-    def _critic_then_generator_step(self, real, labels):
+    def _critic_then_generator_step(self, real, labels, targets):
         steps = self.config.critic_steps
         batch = tf.shape(real)[0] // steps
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         for i in range(steps):  # unrolled in the graph: a handful of updates
-            x, y = real[i * batch : (i + 1) * batch], labels[i * batch : (i + 1) * batch]
+            x, y, t = real[i * batch : (i + 1) * batch], labels[i * batch : (i + 1) * batch], targets[i * batch : (i + 1) * batch]
             fake = tf.cast(self._g(self._noise(batch, draw=2 * i), y), x.dtype)
             with tf.GradientTape() as tape:
                 (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, y)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
                 if real_classes is not None:
-                    d_loss += self.config.aux_weight * losses.class_loss(real_classes, y)
+                    d_loss += self.config.aux_weight * losses.class_loss(real_classes, t)
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
                     d_loss += self.config.gp_weight * penalty
@@ -268,7 +280,7 @@ class ConditionalGAN(keras.Model):
             fake = self._g(noise, fake_labels)
             g_logits, g_classes = self._d(tf.cast(fake, x.dtype), fake_labels)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
-            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, y, g_classes, fake_labels, {})
+            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, t, g_classes, fake_labels, {})
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
         figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures}  # D's figures are those of its last update

@@ -56,6 +56,20 @@ def class_loss(class_logits, labels):
     return replica_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=class_logits))
 
 
+def class_set_loss(class_logits, labels, members):
+    """-log of the probability an auxiliary classifier gives to the classes of each example's label.
+
+    `class_logits` (b, classes) are over fine classes (the numbers 00-99 of a pair), `labels`
+    (b, 1) coarse ones (a side of 50), `members` (classes, labels) 1 where a fine class
+    belongs to a label. With one fine class per label this is `class_loss`.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    logits = tf.cast(class_logits, tf.float32)
+    inside = tf.gather(tf.transpose(tf.cast(members, tf.bool)), labels)  # (b, classes)
+    within = tf.reduce_logsumexp(tf.where(inside, logits, tf.fill(tf.shape(logits), -1e30)), axis=-1)
+    return replica_mean(tf.reduce_logsumexp(logits, axis=-1) - within)
+
+
 # What a step also reports with an auxiliary classifier: its loss on the real batch (D's term) and on
 # the fakes (G's term), each before the --aux-weight factor.
 CLASS_FIGURES = ("d_class_loss", "g_class_loss")

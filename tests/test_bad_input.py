@@ -116,6 +116,7 @@ CASES = [
     ("g-width-type", [*TRAIN, "--g-width", "1.5"], USAGE, "invalid int value"),
     ("d-width-absurd", [*TRAIN, "--d-width", "50000"], USAGE, "--d-width must be"),
     ("extra-convs-negative", [*TRAIN, "--g-extra-convs", "-1"], USAGE, "--g-extra-convs must be"),
+    ("top-width-negative", [*TRAIN, "--g-top-width", "-1"], USAGE, "--g-top-width must be"),
     ("lr-zero", [*TRAIN, "--g-lr", "0"], USAGE, "--g-lr must be"),
     ("lr-negative", [*TRAIN, "--d-lr", "-0.001"], USAGE, "--d-lr must be"),
     ("lr-nan", [*TRAIN, "--g-lr", "nan"], USAGE, "--g-lr must be"),

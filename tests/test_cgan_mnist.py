@@ -43,6 +43,24 @@ def test_extra_convolutions_are_extra_14x14_stages(extra_convs):
     assert sum(type(layer) is keras.layers.Conv2D for layer in d.layers) == 2 + extra_convs
 
 
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (28, 56, 1)])
+def test_a_top_width_draws_that_many_channels_at_the_image_size_before_the_image(image_shape):
+    g = cgan_mnist.build_generator(latent_dim=6, width=10, extra_convs=0, top_width=7, num_classes=3, image_shape=image_shape)
+    full_size = [layer for layer in g.layers if getattr(layer, "output", None) is not None
+                 and tuple(layer.output.shape[1:3]) == image_shape[:2]]
+    # the transposed convolution to 7 channels, its batch norm and ReLU, the 3x3 convolution to the image, tanh
+    assert [type(layer).__name__ for layer in full_size] == ["Conv2DTranspose", "BatchNormalization", "ReLU", "Conv2D",
+                                                             "Activation"]
+    assert full_size[0].filters == 7 and full_size[3].filters == 1 and full_size[3].kernel_size == (3, 3)
+    images = np.asarray(g({"noise": np.zeros((2, 6), "float32"), "label": np.array([[0], [2]], "int32")}))
+    assert images.shape == (2, *image_shape) and np.abs(images).max() <= 1
+    # and the config's --g-top-width reaches it; 0 keeps the one transposed convolution to the image
+    assert [layer.filters for layer in cgan_mnist.config_generator(cgan_mnist.Config(g_width=10, g_top_width=7)).layers
+            if isinstance(layer, keras.layers.Conv2DTranspose)] == [10, 7]
+    assert [layer.filters for layer in cgan_mnist.config_generator(cgan_mnist.Config(g_width=10)).layers
+            if isinstance(layer, keras.layers.Conv2DTranspose)] == [10, 1]
+
+
 def test_unconditional_builders_have_no_label_input():
     g = cgan_mnist.build_generator(latent_dim=8, width=8, num_classes=None)
     d = cgan_mnist.build_discriminator(width=8, num_classes=None)

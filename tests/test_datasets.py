@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FASHION_DIR, ROOT, TINY, assert_one_line_error, needs_fashion, run_main, tiny_config
+from conftest import FASHION_DIR, ROOT, TINY, StopAt, assert_one_line_error, needs_fashion, run_main, tiny_config
 
 import cgan_mnist
-from cgan.data import FASHION, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of
-from cgan.errors import UserError
+from cgan.data import FASHION, MNIST, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of
+from cgan.errors import TrainingStopped, UserError
 from cgan.sampling import load_generator, save_generator
 
 
@@ -54,6 +54,15 @@ def test_pair_batches_are_a_function_of_seed_and_step_and_labelled_by_their_digi
     below_images, below_labels = batch(PAIRS_BELOW50, 3, 7)
     assert np.array_equal(below_images, images)  # the same pairs; only the label differs
     assert np.array_equal(below_labels[:, 0], (labels[:, 0] <= 49).astype(np.int32))
+    # --aux-target number: the same pairs again, with their numbers, which map to the labels
+    numbered = next(iter(PAIRS_BELOW50.batches(digits, classes, batch_size=32, seed=3, start_step=7, numbers=True)))
+    assert np.array_equal(np.asarray(numbered[0]), images) and np.array_equal(np.asarray(numbered[1]), labels)
+    members = PAIRS_BELOW50.number_members()
+    assert members.shape == (100, 2) and np.all(members.sum(axis=1) == 1)
+    assert np.array_equal(np.argmax(members, axis=1), (np.arange(100) <= 49).astype(int))
+    assert np.array_equal(PAIRS_NUMBER.number_members(), np.eye(100))
+    with pytest.raises(ValueError, match="show no number"):
+        MNIST.batches(digits, classes, batch_size=4, seed=0, numbers=True)
 
 
 def test_dataset_names_and_conditions():
@@ -130,6 +139,40 @@ def test_a_few_real_steps_of_each_dataset_train_and_record_what_they_draw(datase
     rows = len(expected.shown_classes())
     with Image.open(grid) as image:
         assert image.size == (10 * (2 * expected.image_shape[1] + 2) + 2, rows * (2 * expected.image_shape[0] + 2) + 2)
+
+
+@pytest.mark.slow
+def test_below50_with_the_classifier_on_numbers_trains_and_resumes(mnist_small, tmp_path):
+    config = tiny_config(dataset="pairs", condition="below50", train_steps=4, save_interval=2, aux_weight=1.0,
+                         aux_target="number")
+    with pytest.raises(TrainingStopped):
+        cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, verbose=False, callbacks=[StopAt(2)])
+    gan = cgan_mnist.make_gan(config)
+    assert gan.discriminator.get_layer("classifier").units == 100  # D reads numbers
+    assert set(gan.generator.input) == {"noise", "label"} and gan.generator.input["label"].shape[-1] == 1
+    path = cgan_mnist.resume(tmp_path, verbose=False)
+    generator = load_generator(path)
+    assert dataset_of(generator) is PAIRS_BELOW50  # a one-bit generator, as without the flag
+    import csv
+
+    with open(tmp_path / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["d_class_loss"])) and np.isfinite(float(r["g_class_loss"])) for r in rows)
+    # D starts near guessing among 100 numbers: log 100 = 4.6
+    assert 3 < float(rows[0]["d_class_loss"]) < 6.5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--aux-target", "number"], "--aux-target number needs --dataset pairs"),
+    (["--dataset", "fashion", "--aux-target", "number"], "--aux-target number needs --dataset pairs"),
+    (["--dataset", "pairs", "--condition", "below50", "--aux-target", "number", "--aux-weight", "0"],
+     "--aux-target number needs an auxiliary classifier"),
+    (["--aux-target", "digits"], "invalid choice"),
+])
+def test_a_classifier_on_numbers_is_for_pairs_with_a_classifier(argv, message, tmp_path, capsys):
+    assert_one_line_error(run_main([*argv, "--out-dir", str(tmp_path / "run")]), capsys, message)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
