@@ -65,8 +65,10 @@ def class_set_loss(class_logits, labels, members):
     """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     logits = tf.cast(class_logits, tf.float32)
-    inside = tf.gather(tf.transpose(tf.cast(members, tf.bool)), labels)  # (b, classes)
-    within = tf.reduce_logsumexp(tf.where(inside, logits, tf.fill(tf.shape(logits), -1e30)), axis=-1)
+    # 1 for the classes of each example's label, else 0 (arithmetic, not a boolean mask: oneDNN has no
+    # boolean kernels and TensorFlow logs an error line for each)
+    inside = tf.gather(tf.transpose(tf.cast(members, tf.float32)), labels)  # (b, classes)
+    within = tf.reduce_logsumexp(logits - (1.0 - inside) * 1e30, axis=-1)
     return replica_mean(tf.reduce_logsumexp(logits, axis=-1) - within)
 
 
