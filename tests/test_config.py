@@ -25,7 +25,9 @@ def test_every_field_has_help_and_every_flag_field_becomes_a_flag():
         if field.type == "bool":
             assert action.default is False and action.const is True  # a switch
         elif any(field.name in values for values in config.LOSS_DEFAULTS.values()):
-            assert action.default is None and "with --loss wgan-gp)" in action.help  # "not given" is visible
+            assert action.default is None and "with --loss wgan-gp" in action.help  # "not given" is visible
+        elif any(field.name in values for values in config.DATASET_DEFAULTS.values()):
+            assert action.default is None and "with --dataset fashion" in action.help
         elif field.name in config.UNCONDITIONAL_DEFAULTS:
             assert action.default is None and action.help.endswith("with --unconditional)")
         else:
@@ -52,6 +54,22 @@ def test_the_loss_chooses_defaults_the_user_did_not_set():
     assert config.from_args(parser.parse_args([])) == Config()
     bce = config.from_args(parser.parse_args(["--loss", "bce", "--unconditional"]))
     assert bce == dataclasses.replace(Config(), loss="bce", unconditional=True, aux_weight=0.0)
+
+
+def test_a_dataset_brings_its_own_recipe_where_the_user_set_nothing():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    fashion = config.from_args(parser.parse_args(["--dataset", "fashion"]))
+    recipe = config.DATASET_DEFAULTS["fashion"]
+    assert {name: getattr(fashion, name) for name in recipe} == recipe
+    assert recipe["g_width"] != Config().g_width and recipe["train_steps"] != Config().train_steps  # else no test
+    assert "96 with --dataset fashion" in next(a.help for a in parser._actions if "--g-width" in a.option_strings)
+    mine = config.from_args(parser.parse_args(["--dataset", "fashion", "--g-width", "48", "--train-steps", "100"]))
+    assert (mine.g_width, mine.train_steps, mine.d_width) == (48, 100, recipe["d_width"])  # given as the digits' default, kept
+    assert config.from_args(parser.parse_args(["--dataset", "mnist"])) == Config()
+    # a Wasserstein critic keeps its own rates on clothes too
+    wgan = config.from_args(parser.parse_args(["--dataset", "fashion", "--loss", "wgan-gp"]))
+    assert (wgan.g_lr, wgan.critic_steps, wgan.g_width) == (1e-4, 5, recipe["g_width"])
 
 
 def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
