@@ -7,8 +7,9 @@ OUT/NAME-sS/ (default OUT: runs/recipe_search), one run at a time, then scored
 with `--evaluate --json` (1,000 samples per digit). A finished run is not trained
 again and a killed one is resumed, so the search can be stopped and started. Prints
 one row per run: steps, batch, training FLOPs (cgan/flops.py) and their share of the
-former default run's (8,000 steps of batch 64, G 96 / D 48), minutes of training, and both judges' figures over the real line's;
-writes them to OUT/recipe_search.json.
+former default run's (8,000 steps of batch 64, G 96 / D 48), minutes of training, and both judges' figures over the real line's
+(for pairs: the number or side of 50 read right, its worst class, the halves' distances and recall, and the
+share of pairs whose halves are both read with confidence); writes them to OUT/recipe_search.json.
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ def score(run_dir: Path, out: Path) -> dict:
 
 def row(name: str, seed: int, config: Config, minutes, scores: dict, default_flops: float) -> dict:
     g, real = scores["generator"], scores["real (train)"]
+    pairs = "halves" in g  # pairs: the number (or side of 50) read right, and the halves' distances
+    accuracy, worst = (g["condition_met"], min(g["per_class_met"])) if pairs else (g["accuracy"], min(g["per_digit_accuracy"]))
+    confident = {"both_confident": g["both_confident"]} if pairs else {}
+    g, real_images = (g["halves"], real["halves"]) if pairs else (g, real)
     return {"name": name, "seed": seed, "steps": config.train_steps, "batch": config.batch_size,
             "widths": [config.g_width, config.d_width], "extra_convs": [config.g_extra_convs, config.d_extra_convs],
             "tflop": run_flops(config) / 1e12, "of_default": run_flops(config) / default_flops, "minutes": minutes,
-            "accuracy": g["accuracy"], "worst": min(g["per_digit_accuracy"]),
-            "fd": g["distances"], "fd_x_real": {j: g["distances"][j] / real["distances"][j] for j in g["distances"]},
-            "recall_x_real": {j: g["recall"][j] / real["recall"][j] for j in g["recall"]},
-            "diversity": g["diversity"], "real": {"fd": real["distances"], "recall": real["recall"],
-                                                   "accuracy": real["accuracy"]}}
+            "accuracy": accuracy, "worst": worst, **confident,
+            "fd": g["distances"], "fd_x_real": {j: g["distances"][j] / real_images["distances"][j] for j in g["distances"]},
+            "recall_x_real": {j: g["recall"][j] / real_images["recall"][j] for j in g["recall"]},
+            "diversity": g["diversity"], "real": {"fd": real_images["distances"], "recall": real_images["recall"],
+                                                   "accuracy": real["condition_met"] if pairs else real["accuracy"],
+                                                   **({"both_confident": real["both_confident"]} if pairs else {})}}
 
 
 HEADER = (f"{'recipe':<22}{'seed':>5}{'steps':>7}{'batch':>6}{'TFLOP':>7}{'x dflt':>7}{'min':>6}{'acc':>8}{'worst':>7}"
@@ -82,7 +88,8 @@ def format_row(r: dict) -> str:
     fd, recall = r["fd_x_real"], r["recall_x_real"]
     return (f"{r['name']:<22}{r['seed']:>5}{r['steps']:>7}{r['batch']:>6}{r['tflop']:7.1f}{r['of_default']:7.2f}"
             f"{minutes:>6}{100 * r['accuracy']:7.2f}%{100 * r['worst']:6.1f}%{fd['convnet']:9.2f}x{fd['resnet']:9.2f}x"
-            f"{recall['convnet']:6.3f}/{recall['resnet']:.3f}{r['diversity']:8.3f}")
+            f"{recall['convnet']:6.3f}/{recall['resnet']:.3f}{r['diversity']:8.3f}"
+            + (f"  both halves confident {100 * r['both_confident']:.2f}%" if "both_confident" in r else ""))
 
 
 def main(argv=None) -> int:
