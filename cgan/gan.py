@@ -264,7 +264,8 @@ class ConditionalGAN(keras.Model):
         batch = tf.shape(real)[0] // steps
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         for i in range(steps):  # unrolled in the graph: a handful of updates
-            x, y, t = real[i * batch : (i + 1) * batch], labels[i * batch : (i + 1) * batch], targets[i * batch : (i + 1) * batch]
+            rows = slice(i * batch, (i + 1) * batch)
+            x, y, t = real[rows], labels[rows], targets[rows]
             fake = tf.cast(self._g(self._noise(batch, draw=2 * i), y), x.dtype)
             with tf.GradientTape() as tape:
                 (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, y)

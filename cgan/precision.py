@@ -33,8 +33,8 @@ SPARE_S = 2.0  # of the budget, kept for what follows the last round (freeing bo
 # the AMD EPYC (measured), hence alternating rounds of about ROUND_S seconds each and the fastest of them.
 WARMUP_STEPS, ROUND_S, ROUNDS = 8, 0.6, 4
 # Config fields that change how much work one step is; the rest (rates, seeds, schedules) do not.
-WORK_FIELDS = ("dataset", "condition", "batch_size", "latent_dim", "g_width", "g_extra_convs", "g_top_width", "d_width", "d_extra_convs",
-               "loss", "critic_steps", "unconditional")
+WORK_FIELDS = ("dataset", "condition", "batch_size", "latent_dim", "g_width", "g_extra_convs", "g_top_width", "d_width",
+               "d_extra_convs", "loss", "critic_steps", "unconditional")
 # The CPU flags that say whether bfloat16 arithmetic is native (x86: `flags`, ARM: `Features` in /proc/cpuinfo).
 BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
