@@ -171,17 +171,22 @@ def scaled_aim(one_thread_model_ms: float) -> float:
 WARMUP_CHANGES = 80
 
 
-def warm_up(page, changes: int = WARMUP_CHANGES) -> dict:
-    """The first `changes` slider moves of a fresh page, one image per class: the redraws while the JIT settles."""
+def show_one_per_class(page) -> int:
+    """Show one image of each class (one image for an unconditional generator); the number of classes."""
     classes = page.evaluate("() => window.cganDemo.state.meta.classes.length") or 1
     show(page, list(range(classes)), 1)
+    return classes
+
+
+def warm_up(page, changes: int = WARMUP_CHANGES) -> dict:
+    """The first `changes` slider moves of a fresh page, one image per class: the redraws while the JIT settles."""
+    show_one_per_class(page)
     return summary(slider_timings(page, changes))
 
 
 def measure(page, *, changes: int = 50) -> dict:
     """Slider redraw times for one image per class and for a 16-image grid of one digit, on a warmed-up page."""
-    classes = page.evaluate("() => window.cganDemo.state.meta.classes.length") or 1
-    show(page, list(range(classes)), 1)
+    classes = show_one_per_class(page)
     per_class = summary(slider_timings(page, changes))
     show(page, [min(7, classes - 1)], 16)
     grid16 = summary(slider_timings(page, changes))

@@ -75,9 +75,7 @@ class ConditionalGAN(keras.Model):
         self.config = config
         self.conditional = "label" in generator.input
         if config.aux_target == "number":  # the data gives numbers; G and D are conditioned on their labels
-            members = data_of(config).number_members()
-            self.number_members = tf.constant(members)
-            self.label_of_number = tf.constant(np.argmax(members, axis=1).astype(np.int32))
+            self.number_members = tf.constant(data_of(config).number_members())
         self.strategy = strategy  # the tf.distribute strategy it was built under, if any
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         # (first step whose loss was not finite, which loss), set by the NaN guard: nothing from that step on
@@ -208,7 +206,8 @@ class ConditionalGAN(keras.Model):
         real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
         targets = labels  # what D's classifier learns of the real images
         if self.config.aux_target == "number":
-            labels = tf.gather(self.label_of_number, tf.cast(labels, tf.int32))
+            numbers = tf.cast(labels, tf.int32)
+            labels = data_of(self.config).label(numbers // 10, numbers % 10)
         if self.config.critic_steps == 1 and not self.loss.critic:
             figures = self._joint_step(real, labels, targets)
         else:
