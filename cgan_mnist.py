@@ -46,6 +46,7 @@ from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_file, check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
+from cgan.layers import NumberCode
 from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, class_count, generate, generate_batches, image_size, load_generator
 
@@ -64,7 +65,7 @@ ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a 
 
 
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
-                    num_classes: int | None = MNIST.num_classes,
+                    num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None,
                     synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
@@ -75,7 +76,9 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     refine the middle stage. With `top_width`, the last transposed convolution
     draws that many channels at the image's size (BatchNorm, ReLU) and a 3x3
     convolution turns them into the image. `num_classes=None` builds an unconditional
-    generator whose only input is `noise`. `synchronized` batch normalisation
+    generator whose only input is `noise`. With `number_members` ((classes, numbers), 1 where a
+    number has a class), the label first becomes one of its class's numbers, drawn from the
+    noise (`cgan.layers.NumberCode`), and the embedding is the number's. `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
     """
@@ -84,8 +87,12 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     inputs, x = {"noise": noise}, noise
     if num_classes:
         label = keras.Input((1,), dtype="int32", name="label")
-        y = layers.Embedding(num_classes, 32, name=LABEL_EMBEDDING, dtype=dtype)(label)
-        y = layers.Flatten(dtype=dtype)(y)  # 32
+        if number_members is None:
+            y = layers.Embedding(num_classes, 32, name=LABEL_EMBEDDING, dtype=dtype)(label)
+            y = layers.Flatten(dtype=dtype)(y)  # 32
+        else:
+            y = NumberCode(number_members, name="number_code")(noise, label)  # (b, numbers) one-hot
+            y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         x = layers.Concatenate(dtype=dtype)([noise, y])
     x = layers.Dense(rows * cols * 2 * width, use_bias=False, dtype=dtype)(x)
@@ -166,6 +173,7 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
     dataset = data_of(config)
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
                            top_width=config.g_top_width, num_classes=None if config.unconditional else dataset.num_classes,
+                           number_members=dataset.number_members().T if config.number_code else None,
                            image_shape=dataset.image_shape, dtype=dtype, synchronized=distributed,
                            name=dataset.generator_name)
 
@@ -173,8 +181,9 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
 def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
     """The discriminator `config` asks for (it has no batch statistics, so `distributed` changes nothing)."""
     dataset = data_of(config)
+    classes = 100 if config.number_code else dataset.num_classes  # --number-code: D judges each number
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
-                               num_classes=None if config.unconditional else dataset.num_classes,
+                               num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=100 if config.aux_target == "number" else None, dtype=dtype)
 

@@ -79,6 +79,10 @@ class Config:
                              "number 00-99 a real pair shows, while G and D are still conditioned on --condition; G is "
                              "then pushed towards fakes read as a number of their label (for below50: on the asked side "
                              "of 50)", choices=AUX_TARGETS)
+    number_code: bool = _field(False, "with --dataset pairs --condition below50: G draws a number on the asked side from "
+                               "its first noise number and is conditioned on it (an InfoGAN-style code), and D is "
+                               "conditioned on numbers (real pairs' own, fakes' drawn): the one-bit generator is a "
+                               "number generator inside")
     mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
                                  "of one label differ as their noises differ, against mode collapse; 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
@@ -117,13 +121,22 @@ class Config:
                 raise UserError(f"--aux-target number needs --dataset pairs (the only images with a number), got {self.dataset}")
             if not self.aux_weight:
                 raise UserError("--aux-target number needs an auxiliary classifier: give --aux-weight above 0")
+        if self.number_code:
+            if self.dataset != "pairs" or self.condition == "number":
+                raise UserError("--number-code is for --dataset pairs --condition below50 (a number already labels "
+                                "--condition number)")
+            if self.unconditional or self.aux_target == "number":
+                raise UserError(f"--number-code does not go with "
+                                f"{'--unconditional' if self.unconditional else '--aux-target number'}: it conditions "
+                                "D on numbers itself")
         dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
 
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
-FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label"}
+FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
+                   "number_code": False}
 
 
 def compute_policy(precision: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of
 from cgan import distribute, losses
+from cgan.layers import drawn_numbers
 from cgan.losses import LOSSES, Loss
 from cgan.sampling import class_count, latent_dim
 
@@ -141,6 +142,10 @@ class ConditionalGAN(keras.Model):
     def _g(self, noise, labels):
         return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise}, training=True)
 
+    def _fake_labels(self, noise, asked):
+        """What D is conditioned on for fakes of the classes `asked`: those, or with --number-code the numbers G drew."""
+        return drawn_numbers(self.generator, noise, asked) if self.config.number_code else asked
+
     def _d(self, images, labels):
         """D's real/fake logits (b, 1), and its class logits (b, classes), None without an auxiliary classifier."""
         out = self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
@@ -204,14 +209,18 @@ class ConditionalGAN(keras.Model):
 
     def train_step(self, data):
         real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
-        targets = labels  # what D's classifier learns of the real images
-        if self.config.aux_target == "number":
+        # labels: what D is conditioned on for the real images; targets: what its classifier learns of
+        # them; asked: the classes G draws fakes of.
+        targets = asked = labels
+        if self.config.aux_target == "number" or self.config.number_code:  # the data gives numbers
             numbers = tf.cast(labels, tf.int32)
-            labels = data_of(self.config).label(numbers // 10, numbers % 10)
+            asked = data_of(self.config).label(numbers // 10, numbers % 10)
+            if not self.config.number_code:
+                labels = asked
         if self.config.critic_steps == 1 and not self.loss.critic:
-            figures = self._joint_step(real, labels, targets)
+            figures = self._joint_step(real, labels, targets, asked)
         else:
-            figures = self._critic_then_generator_step(real, labels, targets)
+            figures = self._critic_then_generator_step(real, labels, targets, asked)
         self._update_ema()
         figures = self._global(figures)
         for tracker, name in zip(self.trackers, self.figure_names):
@@ -240,11 +249,12 @@ class ConditionalGAN(keras.Model):
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
-    def _joint_step(self, real, labels, targets):
+    def _joint_step(self, real, labels, targets, asked):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
-            noise, fake_labels = self._noise(tf.shape(real)[0]), self._paired(labels)
-            fake = self._g(noise, fake_labels)  # (b, h, w, 1)
+            noise, fake_asked = self._noise(tf.shape(real)[0]), self._paired(asked)
+            fake = self._g(noise, fake_asked)  # (b, h, w, 1)
+            fake_labels = self._fake_labels(noise, fake_asked)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
             real_logits, real_classes = self._d(real, labels)  # (b, 1)
@@ -258,16 +268,17 @@ class ConditionalGAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
         return {"d_loss": d_loss, "g_loss": g_loss, **figures}
 
-    def _critic_then_generator_step(self, real, labels, targets):
+    def _critic_then_generator_step(self, real, labels, targets, asked):
         steps = self.config.critic_steps
         batch = tf.shape(real)[0] // steps
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         for i in range(steps):  # unrolled in the graph: a handful of updates
             rows = slice(i * batch, (i + 1) * batch)
-            x, y, t = real[rows], labels[rows], targets[rows]
-            fake = tf.cast(self._g(self._noise(batch, draw=2 * i), y), x.dtype)
+            x, y, t, a = real[rows], labels[rows], targets[rows], asked[rows]
+            noise = self._noise(batch, draw=2 * i)
+            fake = tf.cast(self._g(noise, a), x.dtype)
             with tf.GradientTape() as tape:
-                (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, y)
+                (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, self._fake_labels(noise, a))
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
                 if real_classes is not None:
                     d_loss += self.config.aux_weight * losses.class_loss(real_classes, t)
@@ -276,8 +287,9 @@ class ConditionalGAN(keras.Model):
                     d_loss += self.config.gp_weight * penalty
             self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_weights), d_weights))
         with tf.GradientTape() as tape:
-            noise, fake_labels = self._noise(batch, draw=2 * steps), self._paired(y)
-            fake = self._g(noise, fake_labels)
+            noise, fake_asked = self._noise(batch, draw=2 * steps), self._paired(a)
+            fake = self._g(noise, fake_asked)
+            fake_labels = self._fake_labels(noise, fake_asked)
             g_logits, g_classes = self._d(tf.cast(fake, x.dtype), fake_labels)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
             _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, t, g_classes, fake_labels, {})

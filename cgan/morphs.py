@@ -29,7 +29,7 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
     embedding = generator.get_layer(LABEL_EMBEDDING)
 
     def clone(layer):
-        if layer is embedding:
+        if layer is embedding and isinstance(layer, keras.layers.Embedding):  # a NumberCode passes weights on itself
             return keras.layers.Dense(embedding.output_dim, use_bias=False, name=LABEL_EMBEDDING)
         return layer.__class__.from_config(layer.get_config())
 

@@ -15,6 +15,7 @@ from cgan.backend import keras
 from cgan.data import dataset_of, postprocess
 from cgan.errors import InputError, UserError
 from cgan.files import atomic_path
+from cgan.layers import number_code  # also registers the project's layers, for loading
 
 LABEL_EMBEDDING = "label_embedding"  # the layer of a conditional generator that turns a class into a vector
 
@@ -28,6 +29,9 @@ def class_count(generator: keras.Model) -> int | None:
     """How many classes the generator was trained on; None for an unconditional one."""
     if "label" not in generator.input:
         return None
+    code = number_code(generator)
+    if code is not None:  # the label picks a number, which the embedding then takes (--number-code)
+        return code.classes
     return generator.get_layer(LABEL_EMBEDDING).weights[0].shape[0]  # (classes, embedding size)
 
 

@@ -253,7 +253,7 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     # One real batch for each discriminator update of a step.
     def batches():
         return dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
-                               start_step=start_step, numbers=config.aux_target == "number")
+                               start_step=start_step, numbers=config.aux_target == "number" or config.number_code)
 
     if gan.strategy is None:
         data = batches()

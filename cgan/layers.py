@@ -1,0 +1,63 @@
+"""Layers of this project's own that a saved generator may contain; importing this module registers them for loading.
+
+- `NumberCode`: a class becomes one of its numbers, drawn from the noise (`--number-code`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cgan.backend import keras
+
+ops = keras.ops
+
+
+@keras.saving.register_keras_serializable(package="cgan")
+class NumberCode(keras.layers.Layer):
+    """(noise, label) -> weights over numbers (b, numbers): the number of its class the image will show.
+
+    `members` is (classes, numbers), 1 where a number belongs to a class (for below50 pairs,
+    the 50 numbers on each side). The first noise number, mapped through the normal
+    distribution's CDF to a uniform u, picks the class's member of rank floor(u x members):
+    each of a class's numbers equally likely, the same noise always the same number. So the
+    generator is conditioned on a number while its input stays the class, as InfoGAN draws a
+    categorical code from the noise. `label` is an int class (b, 1), or class weights
+    (b, classes) for a morph: the weights then pass to each class's number.
+    """
+
+    def __init__(self, members, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})  # the uniform must not round: a bfloat16 u has 8 bits
+        self.members = np.asarray(members, np.float32)  # (classes, numbers)
+
+    @property
+    def classes(self) -> int:
+        return self.members.shape[0]
+
+    def call(self, noise, label):
+        members = ops.convert_to_tensor(self.members)
+        if label.shape[-1] == 1 and "int" in str(label.dtype):
+            weights = ops.one_hot(ops.reshape(ops.cast(label, "int32"), (-1,)), self.classes)  # (b, classes)
+        else:
+            weights = ops.cast(label, "float32")
+        u = 0.5 * (1.0 + ops.erf(ops.cast(noise[:, :1], "float32") / np.sqrt(2.0)))  # (b, 1), uniform in [0, 1]
+        counts = ops.sum(members, axis=1)  # (classes,)
+        rank = ops.minimum(ops.floor(u * counts), counts - 1) + 1  # (b, classes): 1-based rank of the number drawn
+        picked = members * ops.cast(ops.equal(ops.cumsum(members, axis=1), rank[:, :, None]), "float32")  # (b, c, n)
+        return ops.sum(weights[:, :, None] * picked, axis=1)  # (b, numbers)
+
+    def compute_output_shape(self, noise_shape, label_shape):
+        return (noise_shape[0], self.members.shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members.astype(int).tolist()}
+
+
+def drawn_numbers(generator: keras.Model, noise, labels):
+    """The numbers (b, 1) int32 that a generator with a `NumberCode` draws for this noise and these classes."""
+    weights = number_code(generator)(noise, labels)
+    return ops.reshape(ops.cast(ops.argmax(weights, axis=-1), "int32"), (-1, 1))
+
+
+def number_code(generator: keras.Model) -> NumberCode | None:
+    """The generator's `NumberCode` layer, None if it has none."""
+    return next((layer for layer in generator.layers if isinstance(layer, NumberCode)), None)
