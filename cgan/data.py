@@ -225,7 +225,7 @@ class PairsDataset(Dataset):
     def label(self, left, right):
         """The class of pairs with these left and right digits (NumPy or TensorFlow integers)."""
         number = 10 * left + right
-        return number if self.condition == "number" else (number <= 49) * 1
+        return number if self.condition == "number" else 1 - number // 50  # an integer 1 up to 49 (a bool from TF's <=)
 
     def number_members(self) -> np.ndarray:
         """(100, classes) float32: 1 where the number 00-99 has that label (--aux-target number)."""

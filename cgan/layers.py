@@ -35,7 +35,7 @@ class NumberCode(keras.layers.Layer):
 
     def call(self, noise, label):
         members = ops.convert_to_tensor(self.members)
-        if label.shape[-1] == 1 and "int" in str(label.dtype):
+        if label.shape[-1] == 1 and self.classes > 1:  # a class (int, or bool), not weights
             weights = ops.one_hot(ops.reshape(ops.cast(label, "int32"), (-1,)), self.classes)  # (b, classes)
         else:
             weights = ops.cast(label, "float32")

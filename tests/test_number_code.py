@@ -40,6 +40,19 @@ def test_the_code_draws_each_of_a_class_numbers_equally_often_from_the_first_noi
     assert NumberCode.from_config(code.get_config()).members.tolist() == MEMBERS.tolist()
 
 
+def test_the_classes_of_tensorflow_numbers_are_integers_that_pick_their_side():
+    # TF's `<=` gives bools; the class must stay an integer, or the code reads it as class weights.
+    from cgan.backend import tf
+
+    numbers = tf.constant([[77], [12], [50], [49], [0], [99]])
+    classes = PAIRS_BELOW50.label(numbers // 10, numbers % 10)
+    assert classes.dtype.is_integer and classes.numpy().ravel().tolist() == [0, 1, 0, 1, 1, 0]
+    z = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    drawn = np.asarray(NumberCode(MEMBERS)(z, classes)).argmax(1)
+    assert np.all((drawn <= 49) == (classes.numpy().ravel() == 1))
+    assert np.asarray(NumberCode(MEMBERS)(z, tf.cast(classes, tf.bool))).argmax(1).tolist() == drawn.tolist()
+
+
 def test_a_coded_generator_saves_loads_samples_and_morphs_as_a_one_bit_generator(tmp_path):
     path = save_generator(tiny_coded_generator(), tmp_path / "coded.h5")
     g = load_generator(path)
