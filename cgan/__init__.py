@@ -6,6 +6,7 @@ never import it (training gets the network builders passed down):
 - `data`: dataset descriptions (image shape, classes), loading, batching, the pixel range;
 - `config`: the hyperparameters of a run, each described once;
 - `sampling`: load and save a generator, `generate` (no training code);
+- `layers`: the project's own layers a saved generator may hold (the `--number-code` draw);
 - `images`: grids, PNG, GIF and npz files;
 - `morphs`: label morphs and latent walks;
 - `losses`, `gan`, `training`: the losses, the `keras.Model` that trains, run folders;
