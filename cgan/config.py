@@ -53,7 +53,7 @@ class Config:
                             "most 49 (below50)", flag=False, choices=CONDITIONS)
     train_steps: int = _field(4_000, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
-    latent_dim: int = _field(64, "noise dimensions")
+    latent_dim: int = _field(128, "noise dimensions")
     g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")
     g_extra_convs: int = _field(1, "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage")
     g_top_width: int = _field(0, "generator channels at the image's full size (28x28), drawn by the last transposed "
