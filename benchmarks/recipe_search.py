@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cgan_mnist  # noqa: E402
-from cgan.config import Config  # noqa: E402
+from cgan.config import Config, from_run  # noqa: E402
 from cgan.flops import config_step_flops  # noqa: E402
 
 
 # The default run before issue #23, against which the search counts: 8,000 steps of batch 64, G 96 / D 48.
-REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0)
+REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0, latent_dim=64)
 
 
 def run_flops(config: Config) -> float:
@@ -102,15 +102,18 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     default_flops = run_flops(REFERENCE)
     results_file = out / "recipe_search.json"
-    rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
     print(HEADER, flush=True)
     for recipe in args.recipes:
         name, _, flag_text = recipe.partition("=")
         flags = shlex.split(flag_text)
-        config = cgan_mnist.config_from_args(cgan_mnist.build_parser().parse_args(flags))
+        cgan_mnist.config_from_args(cgan_mnist.build_parser().parse_args(flags))  # bad flags stop it before training
         for seed in args.seeds:
             run_dir, key = out / f"{name}-s{seed}", f"{name}-s{seed}"
             train(flags, seed, run_dir, out / f"{key}.log")
+            # What the run trained with, as it recorded it: the defaults may have changed since.
+            config = from_run(json.loads((run_dir / "run.json").read_text())["config"])
+            # Read again just before writing: another search may share the file.
+            rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
             rows[key] = {**row(name, seed, config, minutes_of(out / f"{key}.log"),
                                score(run_dir, out / f"{key}.json"), default_flops), "flags": flag_text}
             results_file.write_text(json.dumps(rows, indent=2) + "\n")
