@@ -181,11 +181,12 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
 def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
     """The discriminator `config` asks for (it has no batch statistics, so `distributed` changes nothing)."""
     dataset = data_of(config)
-    classes = 100 if config.number_code else dataset.num_classes  # --number-code: D judges each number
+    numbers = 100  # a pair shows one of 00-99: D judges each (--number-code) or its classifier reads it (--aux-target)
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
-                               num_classes=None if config.unconditional else classes,
+                               num_classes=None if config.unconditional else numbers if config.number_code
+                               else dataset.num_classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
-                               auxiliary_classes=100 if config.aux_target == "number" else None, dtype=dtype)
+                               auxiliary_classes=numbers if config.aux_target == "number" else None, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)
