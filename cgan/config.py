@@ -53,7 +53,7 @@ class Config:
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
                             "most 49 (below50)", flag=False, choices=CONDITIONS)
-    train_steps: int = _field(4_000, "training steps, each one generator update (and --critic-steps of D)")
+    train_steps: int = _field(3_950, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
     latent_dim: int = _field(128, "noise dimensions")
     g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")

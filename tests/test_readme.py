@@ -36,7 +36,7 @@ def test_the_flags_table_is_made_from_the_help_texts():
         FLAGS_DOC.write_text(with_current_table(text))
         text = FLAGS_DOC.read_text()
     assert with_current_table(text) == text, "run UPDATE_DOCS=1 python -m pytest tests/test_readme.py"
-    assert "| `--train-steps N` | 4000;" in text and "| `--loss` | hinge |" in text
+    assert "| `--train-steps N` | 3950;" in text and "| `--loss` | hinge |" in text
 
 
 def test_a_stale_table_is_told_apart_and_rewritten():
