@@ -181,10 +181,11 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
 def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:
     """The discriminator `config` asks for (it has no batch statistics, so `distributed` changes nothing)."""
     dataset = data_of(config)
-    numbers = 100  # a pair shows one of 00-99: D judges each (--number-code) or its classifier reads it (--aux-target)
+    # a pair shows one of the numbers 00-99: D judges each (--number-code) or its classifier reads it (--aux-target)
+    numbers = PAIRS_NUMBER.num_classes
+    classes = numbers if config.number_code else dataset.num_classes
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
-                               num_classes=None if config.unconditional else numbers if config.number_code
-                               else dataset.num_classes,
+                               num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None, dtype=dtype)
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import cgan_mnist  # noqa: E402
 from cgan.config import Config, from_run  # noqa: E402
+from cgan.files import write_text  # noqa: E402
 from cgan.flops import config_step_flops  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def score(run_dir: Path, out: Path) -> dict:
     if not out.is_file():
         found = subprocess.run([sys.executable, str(ROOT / "cgan_mnist.py"), "--evaluate", "--json",
                                 f"--generator={run_dir / 'cgan_mnist.h5'}"], capture_output=True, text=True, check=True)
-        out.write_text(found.stdout)
+        write_text(out, found.stdout)
     return json.loads(out.read_text())
 
 
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
             rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
             rows[key] = {**row(name, seed, config, minutes_of(out / f"{key}.log"),
                                score(run_dir, out / f"{key}.json"), default_flops), "flags": flag_text}
-            results_file.write_text(json.dumps(rows, indent=2) + "\n")
+            write_text(results_file, json.dumps(rows, indent=2) + "\n")  # a kill mid-write keeps the old rows
             print(format_row(rows[key]), flush=True)
     return 0
 
