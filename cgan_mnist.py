@@ -46,7 +46,7 @@ from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_file, check_folder
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.layers import NumberCode
+from cgan.layers import MinibatchStd, NumberCode
 from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, class_count, generate, generate_batches, image_size, load_generator
 
@@ -117,13 +117,14 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     return keras.Model(inputs, image, name=name)
 
 
-def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: int | None = MNIST.num_classes,
+def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std: int = 0, num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
-    `extra_convs` 3x3 convolutions follow. The logit is psi(h) + <embed(label), h>
+    `extra_convs` 3x3 convolutions follow, after a channel of the batch's spread
+    (`cgan.layers.MinibatchStd`, groups of `minibatch_std` images) if given. The logit is psi(h) + <embed(label), h>
     for image features h (Miyato and Koyama, 2018), so the label enters as a
     learned class direction in feature space rather than as an extra input
     channel. There is no normalisation layer and no final sigmoid, so the same
@@ -138,6 +139,8 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, num_classes: i
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 14x14xw
     x = layers.Conv2D(2 * width, 4, strides=2, padding="same", dtype=dtype)(x)
     x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 7x7x2w
+    if minibatch_std:
+        x = MinibatchStd(minibatch_std, dtype=dtype)(x)  # 7x7x(2w + 1)
     for _ in range(extra_convs):
         x = layers.Conv2D(2 * width, 3, padding="same", dtype=dtype)(x)
         x = layers.LeakyReLU(0.2, dtype=dtype)(x)  # 7x7x2w
@@ -184,7 +187,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     # a pair shows one of the numbers 00-99: D judges each (--number-code) or its classifier reads it (--aux-target)
     numbers = PAIRS_NUMBER.num_classes
     classes = numbers if config.number_code else dataset.num_classes
-    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
+    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs, minibatch_std=config.minibatch_std,
                                num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None, dtype=dtype)
@@ -274,7 +277,8 @@ def build_parser() -> ArgumentParser:
                                   "command; the chief writes --out-dir); one step per compiled call")
     train_group.add_argument("--minutes", type=float, metavar="M",
                              help="train for about M minutes here: the step is timed on this machine and --train-steps "
-                                  "set to what fits, the learning-rate decay, weight average and dumps fitted to it")
+                                  "set to what fits, the learning-rate decay, weight average and dumps fitted to it; "
+                                  "where under 1,500 steps of the default batch would fit, batches of 64 instead")
     train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import cgan_mnist  # noqa: E402
 from cgan.config import Config, from_run  # noqa: E402
-from cgan.files import write_text  # noqa: E402
+from cgan.files import folder_lock, write_text  # noqa: E402
 from cgan.flops import config_step_flops  # noqa: E402
 
 
@@ -113,11 +113,12 @@ def main(argv=None) -> int:
             train(flags, seed, run_dir, out / f"{key}.log")
             # What the run trained with, as it recorded it: the defaults may have changed since.
             config = from_run(json.loads((run_dir / "run.json").read_text())["config"])
-            # Read again just before writing: another search may share the file.
-            rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
-            rows[key] = {**row(name, seed, config, minutes_of(out / f"{key}.log"),
-                               score(run_dir, out / f"{key}.json"), default_flops), "flags": flag_text}
-            write_text(results_file, json.dumps(rows, indent=2) + "\n")  # a kill mid-write keeps the old rows
+            found = {**row(name, seed, config, minutes_of(out / f"{key}.log"), score(run_dir, out / f"{key}.json"),
+                           default_flops), "flags": flag_text}
+            with folder_lock(out, wait=True):  # another search may share the file: one read-and-write at a time
+                rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
+                rows[key] = found
+                write_text(results_file, json.dumps(rows, indent=2) + "\n")  # a kill mid-write keeps the old rows
             print(format_row(rows[key]), flush=True)
     return 0
 

@@ -6,7 +6,10 @@ of 30 steps beyond a call's own cost), so the plan follows the CPU at hand: the 
 AVX2-only one. The learning rates decay over the steps chosen (the schedule is made from
 `train_steps`), the weight average's horizon is about an eighth of them (0.999, a thousand
 steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run, unless the
-flags set them. `run.json` records the plan, so `--resume` finishes it rather than planning again.
+flags set them. Where fewer than `SHORT_RUN_STEPS` steps of the default batch fit, the run
+takes batches of `SHORT_RUN_BATCH` instead (timed too), about twice as many steps for the same
+images: a short run learns more from more, smaller steps (docs/experiments.md, "`--minutes` on
+a slow CPU"). `run.json` records the plan, so `--resume` finishes it rather than planning again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ DUMPS_PER_RUN = 16
 # between a run of SHORT and one of LONG steps, so that what each `fit` call costs once drops out.
 STEPS_PER_CALL, SHORT, LONG, ROUNDS = 10, 10, 40, 3
 MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
+# Below this many steps of the default batch, smaller batches: on one core of the AVX-512 EPYC
+# standing in for an AVX2 CPU, 2.5 minutes gave 800 steps of 128 (97.3%, FD 12x real) or 1,780
+# of 64 (98.8%, 3.6x); 8.2 minutes 2,960 of 128 (1.8x) or 5,990 of 64 (2.1x).
+SHORT_RUN_STEPS, SHORT_RUN_BATCH = 1_500, 64
 
 
 def step_seconds(config: Config, networks, dataset) -> float:
@@ -57,12 +64,22 @@ def fit(config: Config, minutes: float, seconds_a_step: float) -> Config:
 
 
 def plan(config: Config, networks, dataset, minutes: float, *, verbose: bool = True) -> Config:
-    """`config` planned to train for about `minutes` here (its precision already resolved)."""
+    """`config` planned to train for about `minutes` here (its precision already resolved).
+
+    A batch size other than the default was asked for and stays; the default one gives way to
+    `SHORT_RUN_BATCH` where too few of its steps fit.
+    """
     seconds = step_seconds(config, networks, dataset)
-    planned = fit(config, minutes, seconds)
+    planned, smaller = fit(config, minutes, seconds), ""
+    if planned.train_steps < SHORT_RUN_STEPS and config.batch_size == Config.batch_size > SHORT_RUN_BATCH:
+        smaller = f" ({planned.train_steps:,} of batch {config.batch_size} in {1000 * seconds:.1f} ms: too few)"
+        config = dataclasses.replace(config, batch_size=SHORT_RUN_BATCH)
+        seconds = step_seconds(config, networks, dataset)
+        planned = fit(config, minutes, seconds)
     if verbose:
-        print(f"--minutes {minutes:g}: a step takes {1000 * seconds:.1f} ms here, so {planned.train_steps:,} steps, "
-              f"a dump every {planned.save_interval}, weight average decay {planned.ema_decay}", flush=True)
+        print(f"--minutes {minutes:g}: a step of batch {config.batch_size} takes {1000 * seconds:.1f} ms here, so "
+              f"{planned.train_steps:,} steps{smaller}, a dump every {planned.save_interval}, weight average decay "
+              f"{planned.ema_decay}", flush=True)
     return planned
 
 

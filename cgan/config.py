@@ -37,7 +37,7 @@ DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.05
 # or in a lifetime (a typo, not a wish).
 INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096), "g_width": (1, 1024),
                   "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16), "d_extra_convs": (0, 16),
-                  "save_interval": (1, 10_000_000), "critic_steps": (1, 100)}
+                  "minibatch_std": (0, 4096), "save_interval": (1, 10_000_000), "critic_steps": (1, 100)}
 
 
 def _field(default, help: str, **metadata):
@@ -63,6 +63,9 @@ class Config:
                               "convolution draws the image")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
+    minibatch_std: int = _field(0, "group size of the discriminator's minibatch standard deviation (Karras et al., "
+                                "2018): at its 7x7 stage one more channel, the features' spread over each group of N "
+                                "images, so D can tell a batch of too-alike fakes; must divide --batch-size; 0: none")
     g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
     d_lr: float = _field(6e-4, "discriminator Adam learning rate at the first step")
     final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the last step")
@@ -114,6 +117,9 @@ class Config:
             raise UserError(f"--aux-weight must be between 0 and 100, got {self.aux_weight}")
         if not (math.isfinite(self.mode_seeking) and 0 <= self.mode_seeking <= 100):
             raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
+        if self.minibatch_std and self.batch_size % self.minibatch_std:
+            raise UserError(f"--minibatch-std {self.minibatch_std} must divide --batch-size {self.batch_size} "
+                            "(its groups are of equal size)")
         if self.aux_weight and self.unconditional:
             raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
         if self.aux_target not in AUX_TARGETS:
@@ -138,7 +144,7 @@ class Config:
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
-                   "number_code": False}
+                   "number_code": False, "minibatch_std": 0}
 
 
 def compute_policy(precision: str) -> str:

@@ -187,12 +187,15 @@ def replica_rows(replicas: int, batch_size: int, chunks: int) -> np.ndarray:
     return rows.transpose(1, 0, 2).reshape(replicas, -1)
 
 
-def check_batch(strategy, batch_size: int) -> None:
-    """UserError unless the global batch splits evenly over the replicas."""
+def check_batch(strategy, batch_size: int, group_size: int = 0) -> None:
+    """UserError unless the global batch splits evenly over the replicas, and each replica's into `group_size`s."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise UserError(f"--batch-size {batch_size} does not split over {replicas} replicas: give a multiple of "
                         f"{replicas}")
+    if group_size and (batch_size // replicas) % group_size:
+        raise UserError(f"--minibatch-std {group_size} does not divide each of {replicas} replicas' "
+                        f"{batch_size // replicas} images: give a --batch-size of a multiple of {replicas * group_size}")
 
 
 _PEER = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")

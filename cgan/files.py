@@ -108,8 +108,9 @@ def remove_temporaries(folder) -> list[Path]:
 
 
 @contextlib.contextmanager
-def folder_lock(folder):
-    """Hold an exclusive lock on `folder` while the block runs; InputError if another process holds it.
+def folder_lock(folder, *, wait: bool = False):
+    """Hold an exclusive lock on `folder` while the block runs; InputError if another process holds it
+    (or with `wait`, wait for it).
 
     The lock is taken on the folder itself (flock on its descriptor), so it leaves no file
     behind, and the system drops it when the process ends, however it ends.
@@ -120,7 +121,7 @@ def folder_lock(folder):
     handle = os.open(folder, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise InputError(f"{folder} is in use by another training process; wait for it to end, or choose another "
                              f"--out-dir") from None

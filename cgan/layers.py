@@ -1,6 +1,7 @@
 """Layers of this project's own that a saved generator may contain; importing this module registers them for loading.
 
 - `NumberCode`: a class becomes one of its numbers, drawn from the noise (`--number-code`).
+- `MinibatchStd`: the discriminator's view of how alike the images of a batch are (`--minibatch-std`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,36 @@ class NumberCode(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "members": self.members.astype(int).tolist()}
+
+
+@keras.saving.register_keras_serializable(package="cgan")
+class MinibatchStd(keras.layers.Layer):
+    """(b, h, w, c) features -> (b, h, w, c + 1): one more channel, the spread of each image's group.
+
+    The batch is cut into consecutive groups of `group_size` images; each group's standard
+    deviation over its images, averaged over positions and channels, fills the new channel of
+    its images (Karras et al., 2018, "Progressive growing of GANs"). A batch of fakes too alike
+    shows a smaller spread than a batch of real images, which D can then punish. Real and fake
+    images must come in separate batches (as `cgan.gan` calls D), or a group would mix them.
+    """
+
+    def __init__(self, group_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, x):
+        b, h, w, c = (ops.shape(x)[i] for i in range(4))
+        groups = ops.reshape(ops.cast(x, "float32"), (-1, self.group_size, h, w, c))
+        spread = ops.mean(ops.sqrt(ops.var(groups, axis=1) + 1e-8), axis=(1, 2, 3))  # (b / group,)
+        spread = ops.repeat(spread, self.group_size, axis=0)  # (b,): each image's group's
+        channel = ops.broadcast_to(ops.reshape(ops.cast(spread, x.dtype), (-1, 1, 1, 1)), (b, h, w, 1))
+        return ops.concatenate([x, channel], axis=-1)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
 
 
 def drawn_numbers(generator: keras.Model, noise, labels):

@@ -141,7 +141,7 @@ def _strategy(config: Config, distributed: bool, verbose: bool):
     if not distributed:
         return None
     strategy = distribution.strategy(verbose)
-    distribution.check_batch(strategy, config.batch_size)
+    distribution.check_batch(strategy, config.batch_size, config.minibatch_std)
     return strategy
 
 

@@ -32,6 +32,26 @@ def test_a_dump_interval_or_average_asked_for_stays():
     assert (planned.save_interval, planned.ema_decay) == (100, 0.99) and planned.train_steps == 4230
 
 
+@pytest.mark.parametrize("seconds_of_128, batch, steps", [
+    (0.175, 64, 1610),  # one core of the AVX-512 EPYC in float32: 800 steps of 128 are too few
+    (0.078, 128, 1800),  # both cores in bfloat16: enough steps of the default batch
+])
+def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, batch, steps):
+    timed = []
+
+    def step_seconds(config, networks, dataset):
+        timed.append(config.batch_size)
+        return seconds_of_128 * config.batch_size / 128
+
+    monkeypatch.setattr(budget, "step_seconds", step_seconds)
+    planned = budget.plan(Config(), None, None, 2.5)
+    assert (planned.batch_size, planned.train_steps) == (batch, steps)
+    assert timed == [128, 64][: 1 + (batch == 64)]  # the smaller batch is timed, not guessed
+    assert f"a step of batch {batch} takes" in capsys.readouterr().out
+    asked = budget.plan(dataclasses.replace(Config(), batch_size=96), None, None, 2.5, verbose=False)
+    assert asked.batch_size == 96  # a batch size asked for stays, however few steps fit
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--minutes", "3", "--train-steps", "100"], "does not go with --train-steps"),
     (["--minutes", "3", "--dry-run"], "does not go with --dry-run"),
@@ -51,7 +71,7 @@ def test_a_budgeted_run_records_its_plan_and_a_resume_finishes_it(mnist_small, t
     run = json.loads((tmp_path / "run.json").read_text())
     steps = run["config"]["train_steps"]
     assert run["minutes"] == 0.5 and steps % 10 == 0 and steps > config.train_steps
-    assert "--minutes 0.5: a step takes" in out and f"so {steps:,} steps" in out
+    assert "--minutes 0.5: a step of batch 16 takes" in out and f"so {steps:,} steps" in out
     assert run["config"]["save_interval"] == max(10, steps // 16 // 10 * 10)
     assert cgan_mnist.resume(tmp_path) == path  # finished: the same plan, nothing planned again
     assert "nothing to train" in capsys.readouterr().out

@@ -49,3 +49,6 @@ def test_each_replica_takes_its_share_of_every_chunk():
     assert distribute.replica_rows(1, 8, 3).tolist() == [list(range(24))]  # one replica: the batch as it is
     with pytest.raises(UserError, match="--batch-size 6 does not split over 4 replicas"):
         distribute.check_batch(FakeStrategy(), 6)
+    with pytest.raises(UserError, match="--minibatch-std 4 does not divide each of 4 replicas' 2 images"):
+        distribute.check_batch(FakeStrategy(), 8, 4)  # the groups of D's minibatch spread are per replica
+    distribute.check_batch(FakeStrategy(), 32, 4)

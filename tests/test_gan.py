@@ -11,6 +11,7 @@ from cgan.backend import keras, tf
 from cgan.data import MNIST, preprocess
 from cgan import losses
 from cgan.gan import set_batch_norm_statistics, steps_per_call
+from cgan.layers import MinibatchStd
 
 
 VARIANTS = {
@@ -24,6 +25,8 @@ VARIANTS = {
     "aux-classifier-mode-seeking": {"aux_weight": 1.0, "mode_seeking": 1.0},
     "aux-classifier-wgan-gp": {"loss": "wgan-gp", "critic_steps": 2, "aux_weight": 1.0},
     "mode-seeking-two-d-steps": {"critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5},
+    "minibatch-std-bf16": {"minibatch_std": 4, "precision": "bfloat16"},
+    "minibatch-std-wgan-gp": {"minibatch_std": 2, "loss": "wgan-gp", "critic_steps": 2},
 }
 
 
@@ -94,6 +97,18 @@ def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
     assert list(paired) == [1, 2, 1, 2, 3]
     assert gan.figure_names[-1] == "mode_ratio"
     assert cgan_mnist.make_gan(tiny_config())._paired(tf.constant([[1], [2]])).numpy()[:, 0].tolist() == [1, 2]
+
+
+def test_the_minibatch_std_channel_is_the_spread_of_each_group_of_images():
+    features = np.random.default_rng(0).normal(size=(8, 7, 7, 3)).astype("float32")
+    features[4:] *= 0.01  # the second group's images nearly alike: a collapsed batch
+    out = np.asarray(MinibatchStd(4)(features))
+    assert out.shape == (8, 7, 7, 4)
+    np.testing.assert_array_equal(out[..., :3], features)  # the features pass unchanged
+    for group in (slice(0, 4), slice(4, 8)):
+        spread = np.sqrt(features[group].var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[group, ..., 3], spread, rtol=1e-5)  # every image and position of the group
+    assert out[0, 0, 0, 3] > 50 * out[4, 0, 0, 3]
 
 
 def test_the_same_seed_builds_the_same_networks():
