@@ -71,7 +71,9 @@ def plan(config: Config, networks, dataset, minutes: float, *, verbose: bool = T
     """
     seconds = step_seconds(config, networks, dataset)
     planned, smaller = fit(config, minutes, seconds), ""
-    if planned.train_steps < SHORT_RUN_STEPS and config.batch_size == Config.batch_size > SHORT_RUN_BATCH:
+    default_batch = config.batch_size == Config.batch_size
+    groups_fit = not config.minibatch_std or SHORT_RUN_BATCH % config.minibatch_std == 0  # D's spread groups
+    if planned.train_steps < SHORT_RUN_STEPS and default_batch and groups_fit:
         smaller = f" ({planned.train_steps:,} of batch {config.batch_size} in {1000 * seconds:.1f} ms: too few)"
         config = dataclasses.replace(config, batch_size=SHORT_RUN_BATCH)
         seconds = step_seconds(config, networks, dataset)

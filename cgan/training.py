@@ -124,6 +124,8 @@ def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, dis
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     if minutes is not None:  # and the steps it plans
         config = budget.plan(config, networks, dataset, minutes, verbose=verbose)
+        if strategy is not None:  # the batch it chose must split over the replicas too
+            distribution.check_batch(strategy, config.batch_size, config.minibatch_std)
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
            "limit": limit, "model_name": str(model_name), "minutes": minutes}
     with folder_lock(out_dir):

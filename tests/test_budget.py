@@ -50,6 +50,8 @@ def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, 
     assert f"a step of batch {batch} takes" in capsys.readouterr().out
     asked = budget.plan(dataclasses.replace(Config(), batch_size=96), None, None, 2.5, verbose=False)
     assert asked.batch_size == 96  # a batch size asked for stays, however few steps fit
+    grouped = budget.plan(dataclasses.replace(Config(), minibatch_std=128), None, None, 2.5, verbose=False)
+    assert grouped.batch_size == 128  # D's groups of 128 would not divide a batch of 64
 
 
 @pytest.mark.parametrize("argv, message", [
