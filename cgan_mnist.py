@@ -117,17 +117,18 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     return keras.Model(inputs, image, name=name)
 
 
-def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std: int = 0, num_classes: int | None = MNIST.num_classes,
+def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std: int = 0,
+                        num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
     `extra_convs` 3x3 convolutions follow, after a channel of the batch's spread
-    (`cgan.layers.MinibatchStd`, groups of `minibatch_std` images) if given. The logit is psi(h) + <embed(label), h>
-    for image features h (Miyato and Koyama, 2018), so the label enters as a
-    learned class direction in feature space rather than as an extra input
-    channel. There is no normalisation layer and no final sigmoid, so the same
+    (`cgan.layers.MinibatchStd`, groups of `minibatch_std` images) if given.
+    The logit is psi(h) + <embed(label), h> for image features h (Miyato and
+    Koyama, 2018), so the label enters as a learned class direction in feature
+    space rather than as an extra input channel. There is no normalisation layer and no final sigmoid, so the same
     network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
     projection: an unconditional discriminator, psi(h) alone. `auxiliary` adds a
     second output, `class_logits`, one per class from the same features h: the
@@ -187,8 +188,8 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     # a pair shows one of the numbers 00-99: D judges each (--number-code) or its classifier reads it (--aux-target)
     numbers = PAIRS_NUMBER.num_classes
     classes = numbers if config.number_code else dataset.num_classes
-    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs, minibatch_std=config.minibatch_std,
-                               num_classes=None if config.unconditional else classes,
+    return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
+                               minibatch_std=config.minibatch_std, num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None, dtype=dtype)
 

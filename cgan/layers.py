@@ -1,4 +1,5 @@
-"""Layers of this project's own that a saved generator may contain; importing this module registers them for loading.
+"""Layers of this project's own, in a saved generator or in the discriminator; importing this module registers them
+for loading.
 
 - `NumberCode`: a class becomes one of its numbers, drawn from the noise (`--number-code`).
 - `MinibatchStd`: the discriminator's view of how alike the images of a batch are (`--minibatch-std`).
@@ -69,7 +70,7 @@ class MinibatchStd(keras.layers.Layer):
         self.group_size = group_size
 
     def call(self, x):
-        b, h, w, c = (ops.shape(x)[i] for i in range(4))
+        b, h, w, c = ops.shape(x)
         groups = ops.reshape(ops.cast(x, "float32"), (-1, self.group_size, h, w, c))
         spread = ops.mean(ops.sqrt(ops.var(groups, axis=1) + 1e-8), axis=(1, 2, 3))  # (b / group,)
         spread = ops.repeat(spread, self.group_size, axis=0)  # (b,): each image's group's
