@@ -37,7 +37,7 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 1
 import numpy as np
 
 from cgan import config as config_flags
-from cgan import diagrams, images, morphs, training
+from cgan import budget, diagrams, images, morphs, training
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.config import Config, data_of
@@ -128,8 +128,8 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     (`cgan.layers.MinibatchStd`, groups of `minibatch_std` images) if given.
     The logit is psi(h) + <embed(label), h> for image features h (Miyato and
     Koyama, 2018), so the label enters as a learned class direction in feature
-    space rather than as an extra input channel. There is no normalisation layer and no final sigmoid, so the same
-    network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
+    space rather than as an extra input channel. There is no normalisation
+    layer and no final sigmoid, so the same network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
     projection: an unconditional discriminator, psi(h) alone. `auxiliary` adds a
     second output, `class_logits`, one per class from the same features h: the
     auxiliary classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`; over
@@ -279,7 +279,8 @@ def build_parser() -> ArgumentParser:
     train_group.add_argument("--minutes", type=float, metavar="M",
                              help="train for about M minutes here: the step is timed on this machine and --train-steps "
                                   "set to what fits, the learning-rate decay, weight average and dumps fitted to it; "
-                                  "where under 1,500 steps of the default batch would fit, batches of 64 instead")
+                                  f"where under {budget.SHORT_RUN_STEPS:,} steps of the default batch would fit, "
+                                  f"batches of {budget.SHORT_RUN_BATCH} instead")
     train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")

@@ -119,7 +119,7 @@ def main(argv=None) -> int:
                 rows = json.loads(results_file.read_text()) if results_file.is_file() else {}
                 rows[key] = found
                 write_text(results_file, json.dumps(rows, indent=2) + "\n")  # a kill mid-write keeps the old rows
-            print(format_row(rows[key]), flush=True)
+            print(format_row(found), flush=True)
     return 0
 
 
