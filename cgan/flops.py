@@ -13,7 +13,9 @@ What a step runs (`cgan.gan.ConditionalGAN.train_step`), per image of the batch:
 - a critic step: each of `critic_steps` D updates draws fakes (G forward) and runs D forward
   and backward (weights) on real and fakes, plus the gradient penalty with a Wasserstein
   critic (D forward, a backward to the input, and the backward of that for the weights:
-  about 5 D forwards); then G's update runs G and D forward and backward (D: input only).
+  about 5 D forwards); then G's update runs G and D forward and backward (D: input only);
+- with `r1_weight`, each D update also runs the R1 penalty's passes (those of the gradient
+  penalty) on a quarter of the real batch.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def step_flops(config, generator: keras.Model, discriminator: keras.Model) -> in
         if config.loss == "wgan-gp":
             critic += d + d_input + (d_input + d_weights)  # the penalty: D forward, input gradient, its backward
         per_image = config.critic_steps * critic + (g + g_back) + (d + d_input)
+    if config.r1_weight:  # each D update: D forward, input gradient and its backward, on a quarter of the batch
+        per_image += config.critic_steps * (d + d_input + (d_input + d_weights)) / 4
     return int(per_image * config.batch_size)
 
 

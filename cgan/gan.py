@@ -130,7 +130,7 @@ class ConditionalGAN(keras.Model):
     def figure_names(self) -> tuple[str, ...]:
         """What each step reports, in the order of `step_history`'s columns."""
         return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
-                + (("mode_ratio",) if self.config.mode_seeking else ()))
+                + (("mode_ratio",) if self.config.mode_seeking else ()) + (("r1_penalty",) if self.config.r1_weight else ()))
 
     @property
     def metrics(self):
@@ -245,7 +245,7 @@ class ConditionalGAN(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return figures
-        summed = ("d_loss", "g_loss", "gradient_penalty", *losses.CLASS_FIGURES)
+        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES)
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
@@ -263,6 +263,7 @@ class ConditionalGAN(keras.Model):
             d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_classes, targets, fake_classes,
                                                          fake_labels, self._accuracies(real_logits, fake_logits))
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
+            d_loss, figures = self._with_r1(d_loss, real, labels, figures)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
@@ -285,6 +286,7 @@ class ConditionalGAN(keras.Model):
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
                     d_loss += self.config.gp_weight * penalty
+                d_loss, r1_figures = self._with_r1(d_loss, x, y, {})
             self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_weights), d_weights))
         with tf.GradientTape() as tape:
             noise, fake_asked = self._noise(batch, draw=2 * steps), self._paired(a)
@@ -295,7 +297,8 @@ class ConditionalGAN(keras.Model):
             _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, t, g_classes, fake_labels, {})
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
-        figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures}  # D's figures are those of its last update
+        # D's figures are those of its last update
+        figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures, **r1_figures}
         if self.loss.critic:
             wasserstein = tf.reduce_mean(tf.cast(real_logits, tf.float32)) - tf.reduce_mean(tf.cast(fake_logits, tf.float32))
             return {**figures, "wasserstein": wasserstein, "gradient_penalty": penalty}
@@ -321,6 +324,28 @@ class ConditionalGAN(keras.Model):
         grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
         norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return losses.replica_mean(tf.square(norms - 1.0))
+
+    def _with_r1(self, d_loss, real, labels, figures):
+        """D's loss with the R1 penalty (if --r1-weight), and `figures` with the penalty."""
+        if not self.config.r1_weight:
+            return d_loss, figures
+        penalty = self.r1_penalty(real, labels)
+        return d_loss + self.config.r1_weight / 2 * penalty, {**figures, "r1_penalty": penalty}
+
+    def r1_penalty(self, real, labels):
+        """mean(||grad_x D(x)||_2^2) over real images x: a quarter of the batch, in whole --minibatch-std groups.
+
+        Its own D forward pass on those rows, so that the penalty's double backward
+        pass costs a quarter of what it would on the whole batch.
+        """
+        group = max(self.config.minibatch_std, 1)
+        rows = tf.maximum(tf.shape(real)[0] // (4 * group), 1) * group
+        x, y = real[:rows], labels[:rows]
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits, _ = self._d(x, y)
+        grads = tf.cast(tape.gradient(logits, x), tf.float32)
+        return losses.replica_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
 
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.

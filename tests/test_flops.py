@@ -40,6 +40,9 @@ def test_a_step_counts_what_train_step_runs():
     critic = dataclasses.replace(config, loss="wgan-gp", critic_steps=2)
     assert flops.step_flops(critic, g, d) > flops.step_flops(two, g, d)  # and the penalty
     assert flops.step_flops(dataclasses.replace(config, batch_size=32), g, d) == 2 * joint
+    # R1: D forward, its input gradient and that gradient's backward, on a quarter of the real batch.
+    r1 = flops.step_flops(dataclasses.replace(config, r1_weight=1.0), g, d) - joint
+    assert r1 == config.batch_size // 4 * (df + 2 * d_input + flops.backward_flops(d, inputs=False))
 
 
 def test_a_96_wide_generator_works_mostly_at_14x14():

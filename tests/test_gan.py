@@ -27,6 +27,8 @@ VARIANTS = {
     "mode-seeking-two-d-steps": {"critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5},
     "minibatch-std-bf16": {"minibatch_std": 4, "precision": "bfloat16"},
     "minibatch-std-wgan-gp": {"minibatch_std": 2, "loss": "wgan-gp", "critic_steps": 2},
+    "r1-bf16": {"r1_weight": 1.0, "precision": "bfloat16"},
+    "r1-minibatch-std-two-d-steps": {"r1_weight": 1.0, "minibatch_std": 4, "critic_steps": 2},
 }
 
 
@@ -68,6 +70,25 @@ def test_the_critic_reports_its_wasserstein_estimate_and_penalty(mnist_small):
     # The critic's loss is mean(D(fake)) - mean(D(real)) + weight x penalty, from the same batch.
     expected = -figures["wasserstein"] + config.gp_weight * figures["gradient_penalty"]
     assert figures["d_loss"] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_the_r1_penalty_is_the_squared_gradient_norm_at_a_quarter_of_the_real_images(mnist_small):
+    config = tiny_config(r1_weight=2.0)
+    gan = cgan_mnist.make_gan(config)
+    assert gan.figure_names[-1] == "r1_penalty"
+    images, labels = MNIST.load(mnist_small)
+    x, y = tf.constant(preprocess(images[:32])), tf.constant(labels[:32].reshape(-1, 1).astype("int32"))
+    with tf.GradientTape() as tape:  # the same sum, taken image by image on the first 8 of 32
+        tape.watch(x)
+        logits = gan.discriminator({"image": x, "label": y}, training=True)
+    grads = tape.gradient(logits, x).numpy()
+    expected = np.mean([np.sum(grads[i] ** 2) for i in range(8)])
+    assert expected > 0
+    assert float(gan.r1_penalty(x, y)) == pytest.approx(expected, rel=1e-4)
+    gan.fit(MNIST.batches(images, labels, batch_size=config.batch_size, seed=0), epochs=1, steps_per_epoch=1,
+            verbose=0, shuffle=False)
+    [(_, figures)] = gan.recent_steps()
+    assert figures["r1_penalty"] > 0
 
 
 def test_the_auxiliary_classifier_learns_the_labels_of_real_digits(mnist_small):
