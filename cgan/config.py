@@ -22,15 +22,15 @@ LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
 AUX_TARGETS = ("label", "number")
 # Defaults that depend on the loss, taken unless the user sets the field: the WGAN-GP paper's
 # Adam settings (Gulrajani et al., 2017: rates 1e-4, betas 0.5 / 0.9, the second being every
-# loss's default) and its five critic updates per generator update.
-LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_steps": 5}}
+# loss's default) and its five critic updates per generator update; its gradient penalty replaces R1.
+LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_steps": 5, "r1_weight": 0.0}}
 # Without labels there is nothing for the auxiliary classifier to learn: its default weight is then 0.
 UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # A dataset's own recipe, taken unless the user sets the field: clothes need the capacity and the
-# steps the digits could give up (docs/experiments.md, "Harder data"), and the 64 noise numbers
-# models/fashion.h5 was trained with (the digits' 128 came later, untried on clothes). Keyed by --dataset.
+# steps the digits could give up (docs/experiments.md, "Harder data"), and the 64 noise numbers, no
+# spread channel and no R1 penalty models/fashion.h5 was trained with (the digits' came later). Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.05, "ema_decay": 0.998, "train_steps": 8000,
-                                "latent_dim": 64}}
+                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 0.0}}
 
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
@@ -53,7 +53,7 @@ class Config:
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
                             "most 49 (below50)", flag=False, choices=CONDITIONS)
-    train_steps: int = _field(3_950, "training steps, each one generator update (and --critic-steps of D)")
+    train_steps: int = _field(3_570, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
     latent_dim: int = _field(128, "noise dimensions")
     g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")
@@ -63,7 +63,7 @@ class Config:
                               "convolution draws the image")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
-    minibatch_std: int = _field(0, "group size of the discriminator's minibatch standard deviation (Karras et al., "
+    minibatch_std: int = _field(4, "group size of the discriminator's minibatch standard deviation (Karras et al., "
                                 "2018): at its 7x7 stage one more channel, the features' spread over each group of N "
                                 "images, so D can tell a batch of too-alike fakes; must divide --batch-size; 0: none")
     g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
@@ -76,7 +76,7 @@ class Config:
     loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic with "
                        "gradient penalty", choices=LOSSES)
     gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
-    r1_weight: float = _field(0.0, "weight gamma of the R1 penalty (Mescheder et al., 2018): D's loss also gets gamma/2 "
+    r1_weight: float = _field(3.0, "weight gamma of the R1 penalty (Mescheder et al., 2018): D's loss also gets gamma/2 "
                               "times the squared norm of its gradient at real images, taken on a quarter of each real "
                               "batch; 0: none")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
@@ -124,7 +124,7 @@ class Config:
             raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
         if self.minibatch_std and self.batch_size % self.minibatch_std:
             raise UserError(f"--minibatch-std {self.minibatch_std} must divide --batch-size {self.batch_size} "
-                            "(its groups are of equal size)")
+                            "(its groups are of equal size; --minibatch-std 0: none)")
         if self.aux_weight and self.unconditional:
             raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
         if self.aux_target not in AUX_TARGETS:

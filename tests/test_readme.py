@@ -13,6 +13,7 @@ from conftest import ROOT
 import cgan_mnist
 
 from cgan.cli import flags_markdown  # noqa: E402
+from cgan.config import Config  # noqa: E402
 
 README = (ROOT / "README.md").read_text()
 FLAGS_DOC = ROOT / "docs" / "flags.md"
@@ -36,7 +37,7 @@ def test_the_flags_table_is_made_from_the_help_texts():
         FLAGS_DOC.write_text(with_current_table(text))
         text = FLAGS_DOC.read_text()
     assert with_current_table(text) == text, "run UPDATE_DOCS=1 python -m pytest tests/test_readme.py"
-    assert "| `--train-steps N` | 3950;" in text and "| `--loss` | hinge |" in text
+    assert f"| `--train-steps N` | {Config().train_steps};" in text and "| `--loss` | hinge |" in text
 
 
 def test_a_stale_table_is_told_apart_and_rewritten():
