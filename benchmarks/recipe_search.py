@@ -32,7 +32,8 @@ from cgan.flops import config_step_flops  # noqa: E402
 
 
 # The default run before issue #23, against which the search counts: 8,000 steps of batch 64, G 96 / D 48.
-REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0, latent_dim=64)
+REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0, latent_dim=64,
+                   minibatch_std=0, r1_weight=0.0)
 
 
 def run_flops(config: Config) -> float:
