@@ -128,8 +128,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(mnist_small, tmp
 
 @pytest.mark.slow
 def test_resume_of_a_run_written_before_newer_fields_keeps_what_it_trained_with(mnist_small, tmp_path):
-    # beta_2 and the extra convolutions came after run.json did; an older run trained with 0.999 and none.
-    config = tiny_config(train_steps=6, save_interval=2, beta_2=0.999, g_extra_convs=0, d_extra_convs=0)
+    # beta_2, the extra convolutions and more came after run.json did; an older run trained with 0.999, none,
+    # and the other former values.
+    config = tiny_config(train_steps=6, save_interval=2, **config_module.FORMER_DEFAULTS)
     with pytest.raises(TrainingStopped):
         cgan_mnist.train(config, out_dir=tmp_path, data=mnist_small, verbose=False, callbacks=[StopAt(2)])
     run_file = tmp_path / RUN_FILE

@@ -18,7 +18,7 @@ def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
     cgan_mnist.train(tiny_config(), out_dir=run, data=mnist_small, verbose=False, tensorboard=logs)
     with open(run / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+    assert tuple(rows[0]) == ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "r1_penalty")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert all(0 <= float(r["d_acc_real"]) <= 1 and np.isfinite(float(r["g_loss"])) for r in rows)
     curve = run / "loss_curve.png"
@@ -33,7 +33,7 @@ def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
             for value in event.summary.value:
                 tags.setdefault(value.tag, []).append(event.step)
-    for name in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+    for name in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "r1_penalty"):
         assert tags[name] == [1, 2, 3, 4, 5, 6]
     assert tags["fixed_noise_samples"] == [3, 6]
 
@@ -41,7 +41,7 @@ def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
 @pytest.mark.slow
 def test_a_critic_run_logs_its_wasserstein_estimate_and_penalty(mnist_small, tmp_path):
     run, logs = tmp_path / "run", tmp_path / "tb"
-    cgan_mnist.train(tiny_config(loss="wgan-gp", critic_steps=2), out_dir=run, data=mnist_small, verbose=False,
+    cgan_mnist.train(tiny_config(loss="wgan-gp", critic_steps=2, r1_weight=0.0), out_dir=run, data=mnist_small, verbose=False,
                      tensorboard=logs)
     with open(run / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
