@@ -57,10 +57,11 @@ class ConditionalGAN(keras.Model):
     D), which saves the second generator pass of alternating updates. With
     `critic_steps` above one, or a Wasserstein critic, the step first updates D
     `critic_steps` times, each on its own real batch and fresh fakes, then G once.
-    Unconditional networks (no `label` input) get no labels. Two optional terms:
+    Unconditional networks (no `label` input) get no labels. Three optional terms:
     `aux_weight` (D has a class head that learns real labels, G is pushed towards
-    fakes it reads as theirs) and `mode_seeking` (fakes drawn in pairs of one label,
-    G pushed to make each pair differ as its noises do).
+    fakes it reads as theirs), `mode_seeking` (fakes drawn in pairs of one label,
+    G pushed to make each pair differ as its noises do) and `r1_weight` (D's gradient
+    at real images penalised, on every fourth group of them).
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
     weights: it draws cleaner digits than the raw generator and is what gets
