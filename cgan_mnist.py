@@ -129,10 +129,11 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     The logit is psi(h) + <embed(label), h> for image features h (Miyato and
     Koyama, 2018), so the label enters as a learned class direction in feature
     space rather than as an extra input channel. There is no normalisation
-    layer and no final sigmoid, so the same network serves as a Wasserstein critic. `num_classes=None` drops the label input and the
-    projection: an unconditional discriminator, psi(h) alone. `auxiliary` adds a
-    second output, `class_logits`, one per class from the same features h: the
-    auxiliary classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`; over
+    layer and no final sigmoid, so the same network serves as a Wasserstein
+    critic. `num_classes=None` drops the label input and the projection: an
+    unconditional discriminator, psi(h) alone. `auxiliary` adds a second output,
+    `class_logits`, one per class from the same features h: the auxiliary
+    classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`; over
     `auxiliary_classes` classes if given (the numbers of pairs, for `--aux-target number`).
     """
     image = keras.Input(image_shape, name="image")

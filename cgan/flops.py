@@ -57,15 +57,16 @@ def step_flops(config, generator: keras.Model, discriminator: keras.Model) -> in
     g, d = forward_flops(generator), forward_flops(discriminator)
     g_back = backward_flops(generator)
     d_weights, d_input = backward_flops(discriminator, inputs=False), backward_flops(discriminator, weights=False)
+    penalty = d + d_input + (d_input + d_weights)  # a gradient penalty: D forward, input gradient, its backward
     if config.critic_steps == 1 and config.loss != "wgan-gp":
         per_image = (g + g_back) + (d + d_weights) + (d + d_weights + d_input)
     else:
         critic = g + 2 * (d + d_weights)
         if config.loss == "wgan-gp":
-            critic += d + d_input + (d_input + d_weights)  # the penalty: D forward, input gradient, its backward
+            critic += penalty
         per_image = config.critic_steps * critic + (g + g_back) + (d + d_input)
-    if config.r1_weight:  # each D update: D forward, input gradient and its backward, on a quarter of the batch
-        per_image += config.critic_steps * (d + d_input + (d_input + d_weights)) / 4
+    if config.r1_weight:  # each D update's R1 penalty, on a quarter of the batch
+        per_image += config.critic_steps * penalty / 4
     return int(per_image * config.batch_size)
 
 

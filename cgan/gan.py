@@ -318,13 +318,16 @@ class ConditionalGAN(keras.Model):
         """
         e = tf.cast(self._random(keras.random.uniform, tf.random.stateless_uniform, (tf.shape(real)[0], 1, 1, 1), draw),
                     real.dtype)
-        x_hat = e * real + (1 - e) * fake
-        with tf.GradientTape() as tape:
-            tape.watch(x_hat)
-            logits, _ = self._d(x_hat, labels)
-        grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
-        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+        norms = tf.sqrt(self._squared_input_gradients(e * real + (1 - e) * fake, labels) + 1e-12)
         return losses.replica_mean(tf.square(norms - 1.0))
+
+    def _squared_input_gradients(self, images, labels):
+        """||grad_x D(x)||_2^2 (b,) float32 for each image x: what both gradient penalties are made of."""
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits, _ = self._d(images, labels)
+        grads = tf.cast(tape.gradient(logits, images), tf.float32)
+        return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
     def _with_r1(self, d_loss, real, labels, figures):
         """D's loss with the R1 penalty (if --r1-weight), and `figures` with the penalty."""
@@ -344,11 +347,7 @@ class ConditionalGAN(keras.Model):
         group = max(self.config.minibatch_std, 1)
         x, y = (tf.reshape(tf.reshape(t, tf.concat([[-1, group], tf.shape(t)[1:]], 0))[::4],
                            tf.concat([[-1], tf.shape(t)[1:]], 0)) for t in (real, labels))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits, _ = self._d(x, y)
-        grads = tf.cast(tape.gradient(logits, x), tf.float32)
-        return losses.replica_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+        return losses.replica_mean(self._squared_input_gradients(x, y))
 
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.
