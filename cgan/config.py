@@ -72,7 +72,9 @@ class Config:
     final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the last step")
     beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")
     beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
-    ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator)")
+    ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator), after a warm-up: "
+                              "at step s it is at most (1 + s) / (10 + s), which reaches X at step (10X - 1) / (1 - X): "
+                              "8,990 for 0.999, 4,490 for 0.998")
     save_interval: int = _field(500, "steps between sample grids, checkpoints and loss-curve updates")
     loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic with "
                        "gradient penalty", choices=LOSSES)
