@@ -31,7 +31,7 @@ UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # spread channel, R1 at weight 1 and no auxiliary classifier that models/fashion.h5 was trained with.
 # Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0, "ema_decay": 0.998, "train_steps": 8000,
-                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0}}
+                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "g_lr": 6e-4}}
 
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
@@ -67,7 +67,7 @@ class Config:
     minibatch_std: int = _field(4, "group size of the discriminator's minibatch standard deviation (Karras et al., "
                                 "2018): at its 7x7 stage one more channel, the features' spread over each group of N "
                                 "images, so D can tell a batch of too-alike fakes; must divide --batch-size; 0: none")
-    g_lr: float = _field(6e-4, "generator Adam learning rate at the first step")
+    g_lr: float = _field(9e-4, "generator Adam learning rate at the first step")
     d_lr: float = _field(6e-4, "discriminator Adam learning rate at the first step")
     final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the last step")
     beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")

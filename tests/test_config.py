@@ -49,8 +49,8 @@ def test_the_loss_chooses_defaults_the_user_did_not_set():
     config.add_arguments(parser)
     wgan = config.from_args(parser.parse_args(["--loss", "wgan-gp"]))
     assert (wgan.g_lr, wgan.d_lr, wgan.beta_1, wgan.beta_2, wgan.critic_steps) == (1e-4, 1e-4, 0.5, 0.9, 5)
-    mine = config.from_args(parser.parse_args(["--loss", "wgan-gp", "--g-lr", "0.0006", "--critic-steps", "2"]))
-    assert (mine.g_lr, mine.d_lr, mine.critic_steps) == (6e-4, 1e-4, 2)  # given as the hinge default, still kept
+    mine = config.from_args(parser.parse_args(["--loss", "wgan-gp", "--g-lr", "0.0009", "--critic-steps", "2"]))
+    assert (mine.g_lr, mine.d_lr, mine.critic_steps) == (9e-4, 1e-4, 2)  # given as the hinge default, still kept
     assert config.from_args(parser.parse_args([])) == Config()
     bce = config.from_args(parser.parse_args(["--loss", "bce", "--unconditional"]))
     assert bce == dataclasses.replace(Config(), loss="bce", unconditional=True, aux_weight=0.0)
