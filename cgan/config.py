@@ -28,10 +28,11 @@ LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_
 UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # A dataset's own recipe, taken unless the user sets the field: clothes need the capacity and the
 # steps the digits could give up (docs/experiments.md, "Harder data"), and the 64 noise numbers, no
-# spread channel, R1 at weight 1 and no auxiliary classifier that models/fashion.h5 was trained with.
+# spread channel, R1 at weight 1 and no auxiliary classifier that models/fashion.h5 was trained with
+# (with the digits' learning rates).
 # Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0, "ema_decay": 0.998, "train_steps": 8000,
-                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "g_lr": 6e-4}}
+                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0}}
 
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
