@@ -1,7 +1,8 @@
 """`--minutes M`: as many training steps as fit in M minutes on this machine, and a run fitted to them.
 
-The step is timed here (compiled, warmed up, then its fastest of a few rounds, each the time
-of 30 steps beyond a call's own cost), so the plan follows the CPU at hand: the same
+The step is timed here, on the run's own training batches (compiled, warmed up, then its
+fastest of a few rounds, each the time of 30 steps beyond a call's own cost), so the plan
+follows the CPU at hand: the same
 `--minutes 3` trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
 AVX2-only one. The learning rates decay over the steps chosen (the schedule is made from
 `train_steps`), the weight average's horizon is about an eighth of them (0.999, a thousand
@@ -25,18 +26,26 @@ DUMPS_PER_RUN = 16
 # between a run of SHORT and one of LONG steps, so that what each `fit` call costs once drops out.
 STEPS_PER_CALL, SHORT, LONG, ROUNDS = 10, 10, 40, 3
 MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
-# Below this many steps of the default batch, smaller batches: on one core of the AVX-512 EPYC
-# standing in for an AVX2 CPU, 2.5 minutes gave 800 steps of 128 (97.3%, FD 12x real) or 1,780
-# of 64 (98.8%, 3.6x); 8.2 minutes 2,960 of 128 (1.8x) or 5,990 of 64 (2.1x).
-SHORT_RUN_STEPS, SHORT_RUN_BATCH = 1_500, 64
+# Below this many steps of the default batch (the default run's length), smaller batches. With the
+# R1 default, for the same images, batch 64 was nearer the data at every budget measured: 1,770
+# steps of 128 gave FD 1.90x / 4.31x real, 3,500 of 64 1.74x / 1.68x; 2,650 of 128 1.67x / 2.28x,
+# 5,300 of 64 1.51x / 1.11x; 3,570 of 128 1.45x / 1.29x and 1.26x / 1.38x (seeds 0, 1), 7,140 of 64
+# 1.20x / 1.00x and 1.28x / 1.20x (docs/experiments.md, "`--minutes` timed on real batches").
+SHORT_RUN_STEPS, SHORT_RUN_BATCH = 3_570, 64
 
 
-def step_seconds(config: Config, networks, dataset) -> float:
-    """Seconds of one training step of `config` here: the fastest of a few rounds after a warm-up."""
+def step_seconds(config: Config, networks, dataset, batches=None) -> float:
+    """Seconds of one training step of `config` here: the fastest of a few rounds after a warm-up.
+
+    `batches(config)` gives the tf.data.Dataset training would take. Timed on random images
+    instead, a step of the default took 128 ms on one core of the AVX-512 EPYC where training
+    took 92 (docs/experiments.md, "`--minutes` timed on real batches").
+    """
     from cgan.backend import keras
     from cgan.precision import step_runner
 
-    run = step_runner(config, networks, config.precision, dataset, steps_per_call=STEPS_PER_CALL)
+    run = step_runner(config, networks, config.precision, dataset, steps_per_call=STEPS_PER_CALL,
+                      batches=None if batches is None else batches(config))
     try:
         run(SHORT)  # traces and compiles the step, and warms it up
         rounds = []
@@ -63,20 +72,21 @@ def fit(config: Config, minutes: float, seconds_a_step: float) -> Config:
     return dataclasses.replace(config, **changes)
 
 
-def plan(config: Config, networks, dataset, minutes: float, *, verbose: bool = True) -> Config:
+def plan(config: Config, networks, dataset, minutes: float, *, batches=None, verbose: bool = True) -> Config:
     """`config` planned to train for about `minutes` here (its precision already resolved).
 
-    A batch size other than the default was asked for and stays; the default one gives way to
+    `batches(config)` gives the run's training batches, which the step is timed on. A batch
+    size other than the default was asked for and stays; the default one gives way to
     `SHORT_RUN_BATCH` where too few of its steps fit.
     """
-    seconds = step_seconds(config, networks, dataset)
+    seconds = step_seconds(config, networks, dataset, batches)
     planned, smaller = fit(config, minutes, seconds), ""
     default_batch = config.batch_size == Config.batch_size
     groups_fit = not config.minibatch_std or SHORT_RUN_BATCH % config.minibatch_std == 0  # D's spread groups
     if planned.train_steps < SHORT_RUN_STEPS and default_batch and groups_fit:
         smaller = f" ({planned.train_steps:,} of batch {config.batch_size} in {1000 * seconds:.1f} ms: too few)"
         config = dataclasses.replace(config, batch_size=SHORT_RUN_BATCH)
-        seconds = step_seconds(config, networks, dataset)
+        seconds = step_seconds(config, networks, dataset, batches)
         planned = fit(config, minutes, seconds)
     if verbose:
         print(f"--minutes {minutes:g}: a step of batch {config.batch_size} takes {1000 * seconds:.1f} ms here, so "

@@ -112,10 +112,13 @@ def _remember(key: str, entry: dict) -> None:
         pass
 
 
-def step_runner(config, networks, precision: str, dataset, *, steps_per_call: int = 1) -> Callable[[int], float]:
-    """A function running n training steps of `config` in `precision` on random images; it returns seconds a step.
+def step_runner(config, networks, precision: str, dataset, *, steps_per_call: int = 1,
+                batches=None) -> Callable[[int], float]:
+    """A function running n training steps of `config` in `precision`; it returns seconds a step.
 
-    Each run is one `fit` call, whose own set-up (tens of milliseconds) is in its figure.
+    The steps train on `batches` (a tf.data.Dataset of training batches), or without them
+    on one batch of random images, repeated. Each run is one `fit` call, whose own set-up
+    (tens of milliseconds) is in its figure.
     """
     import numpy as np
 
@@ -124,11 +127,12 @@ def step_runner(config, networks, precision: str, dataset, *, steps_per_call: in
 
     gan = make_gan(dataclasses.replace(config, precision=precision), networks)
     gan.set_steps_per_call(steps_per_call)
-    b = config.batch_size * config.critic_steps
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
-    labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
-    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    if batches is None:
+        b = config.batch_size * config.critic_steps
+        rng = np.random.default_rng(0)
+        images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
+        labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
+        batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
 
     def run(steps: int) -> float:
         start = time.perf_counter()

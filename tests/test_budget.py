@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_main, tiny_config
 
 import cgan_mnist
 from cgan import budget
 from cgan.config import Config
+from cgan.data import to_model_range
 
 
 @pytest.mark.parametrize("minutes, seconds_a_step, steps, interval, decay", [
@@ -34,12 +36,13 @@ def test_a_dump_interval_or_average_asked_for_stays():
 
 @pytest.mark.parametrize("seconds_of_128, batch, steps", [
     (0.175, 64, 1610),  # one core of the AVX-512 EPYC in float32: 800 steps of 128 are too few
-    (0.078, 128, 1800),  # both cores in bfloat16: enough steps of the default batch
+    (0.078, 64, 3610),  # 1,800 steps of 128, short of the default run's 3,570: still too few
+    (0.035, 128, 4020),  # enough steps of the default batch
 ])
 def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, batch, steps):
     timed = []
 
-    def step_seconds(config, networks, dataset):
+    def step_seconds(config, networks, dataset, batches=None):
         timed.append(config.batch_size)
         return seconds_of_128 * config.batch_size / 128
 
@@ -52,6 +55,24 @@ def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, 
     assert asked.batch_size == 96  # a batch size asked for stays, however few steps fit
     grouped = budget.plan(dataclasses.replace(Config(), minibatch_std=128), None, None, 2.5, verbose=False)
     assert grouped.batch_size == 128  # D's groups of 128 would not divide a batch of 64
+
+
+def test_the_step_is_timed_on_the_runs_own_batches(mnist_small, tmp_path, monkeypatch):
+    """On random images a step took 1.4x its training time on one core (128 against 92 ms): the plan fell short."""
+    seen = {}
+
+    def step_seconds(config, networks, dataset, batches=None):
+        seen["images"], seen["labels"] = (t.numpy() for t in next(iter(batches(config))))
+        return 60.0  # the least plan, one call of 10 steps
+
+    monkeypatch.setattr(budget, "step_seconds", step_seconds)
+    cgan_mnist.train(tiny_config(), out_dir=tmp_path, data=mnist_small, minutes=0.5, limit=32, verbose=False)
+    with np.load(mnist_small) as d:
+        kept, kept_labels = to_model_range(d["x_train"][:32].astype(np.float32)), d["y_train"][:32]
+    assert seen["images"].shape == (16, 28, 28, 1)
+    for image, label in zip(seen["images"], seen["labels"][:, 0]):  # each one of the 32 kept, with its label
+        same = np.flatnonzero(np.abs(kept - image[..., 0]).max(axis=(1, 2)) < 1e-6)
+        assert len(same) and label in kept_labels[same]
 
 
 @pytest.mark.parametrize("argv, message", [
