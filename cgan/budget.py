@@ -1,9 +1,9 @@
 """`--minutes M`: as many training steps as fit in M minutes on this machine, and a run fitted to them.
 
-The step is timed here, on the run's own training batches (compiled, warmed up, then its
-fastest of a few rounds, each the time of 30 steps beyond a call's own cost), so the plan
-follows the CPU at hand: the same
-`--minutes 3` trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
+The step is timed here, on the run's own training batches (compiled, warmed up, then the
+median of a few rounds, each the time of 30 steps beyond a call's own cost; training compiles
+again, as long as the warm-up did), so the plan follows the CPU at hand: the same `--minutes 3`
+trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
 AVX2-only one. The learning rates decay over the steps chosen (the schedule is made from
 `train_steps`), the weight average's horizon is about an eighth of them (0.999, a thousand
 steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run, unless the
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 
 from cgan.config import Config
 
-DUMP_SHARE = 0.06  # of the budget, for what the loop does besides steps (grids, checkpoints, curves, compiling)
+DUMP_SHARE = 0.06  # of the budget, for what the loop does besides steps and compiling (grids, checkpoints, curves)
 DUMPS_PER_RUN = 16
 # Steps are timed as training runs them, 10 to a compiled call; a round's figure is the difference
 # between a run of SHORT and one of LONG steps, so that what each `fit` call costs once drops out.
@@ -34,12 +35,14 @@ MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
 SHORT_RUN_STEPS, SHORT_RUN_BATCH = 3_570, 64
 
 
-def step_seconds(config: Config, networks, dataset, batches=None) -> float:
-    """Seconds of one training step of `config` here: the fastest of a few rounds after a warm-up.
+def step_seconds(config: Config, networks, dataset, batches=None) -> tuple[float, float]:
+    """Seconds of one training step of `config` here, the median of a few rounds after a warm-up, and the
+    seconds the warm-up took beyond its steps (tracing and compiling, which training does again).
 
     `batches(config)` gives the tf.data.Dataset training would take. Timed on random images
     instead, a step of the default took 128 ms on one core of the AVX-512 EPYC where training
-    took 92 (docs/experiments.md, "`--minutes` timed on real batches").
+    took 92; on its own batches the rounds spread over 89-94 ms, so their fastest was short of
+    training's pace by 3% (docs/experiments.md, "`--minutes` timed on real batches").
     """
     from cgan.backend import keras
     from cgan.precision import step_runner
@@ -47,23 +50,26 @@ def step_seconds(config: Config, networks, dataset, batches=None) -> float:
     run = step_runner(config, networks, config.precision, dataset, steps_per_call=STEPS_PER_CALL,
                       batches=None if batches is None else batches(config))
     try:
-        run(SHORT)  # traces and compiles the step, and warms it up
+        warm_up = run(SHORT) * SHORT  # traces and compiles the step, and warms it up
         rounds = []
         for _ in range(ROUNDS):
             short, long = run(SHORT) * SHORT, run(LONG) * LONG
             rounds.append((long - short) / (LONG - SHORT))
-        return max(min(rounds), 1e-4)
+        step = max(statistics.median(rounds), 1e-4)
+        return step, max(warm_up - SHORT * step, 0.0)
     finally:
         del run
         keras.backend.clear_session(free_memory=True)
 
 
-def fit(config: Config, minutes: float, seconds_a_step: float) -> Config:
-    """`config` with the steps that fit in `minutes` at `seconds_a_step`, and the dumps and average fitted to them.
+def fit(config: Config, minutes: float, seconds_a_step: float, start_seconds: float = 0.0) -> Config:
+    """`config` with the steps that fit in `minutes` at `seconds_a_step` after `start_seconds` of compiling,
+    and the dumps and average fitted to them.
 
     A `save_interval` or `ema_decay` other than the default was asked for and stays.
     """
-    steps = max(10, int(minutes * 60 * (1 - DUMP_SHARE) / seconds_a_step) // 10 * 10)  # whole compiled calls of 10
+    seconds = minutes * 60 * (1 - DUMP_SHARE) - start_seconds
+    steps = max(10, int(seconds / seconds_a_step) // 10 * 10)  # whole compiled calls of 10
     changes = {"train_steps": steps}
     if config.save_interval == Config.save_interval:
         changes["save_interval"] = max(10, steps // DUMPS_PER_RUN // 10 * 10)
@@ -79,15 +85,15 @@ def plan(config: Config, networks, dataset, minutes: float, *, batches=None, ver
     size other than the default was asked for and stays; the default one gives way to
     `SHORT_RUN_BATCH` where too few of its steps fit.
     """
-    seconds = step_seconds(config, networks, dataset, batches)
-    planned, smaller = fit(config, minutes, seconds), ""
+    seconds, start = step_seconds(config, networks, dataset, batches)
+    planned, smaller = fit(config, minutes, seconds, start), ""
     default_batch = config.batch_size == Config.batch_size
     groups_fit = not config.minibatch_std or SHORT_RUN_BATCH % config.minibatch_std == 0  # D's spread groups
     if planned.train_steps < SHORT_RUN_STEPS and default_batch and groups_fit:
         smaller = f" ({planned.train_steps:,} of batch {config.batch_size} in {1000 * seconds:.1f} ms: too few)"
         config = dataclasses.replace(config, batch_size=SHORT_RUN_BATCH)
-        seconds = step_seconds(config, networks, dataset, batches)
-        planned = fit(config, minutes, seconds)
+        seconds, start = step_seconds(config, networks, dataset, batches)
+        planned = fit(config, minutes, seconds, start)
     if verbose:
         print(f"--minutes {minutes:g}: a step of batch {config.batch_size} takes {1000 * seconds:.1f} ms here, so "
               f"{planned.train_steps:,} steps{smaller}, a dump every {planned.save_interval}, weight average decay "

@@ -28,6 +28,11 @@ def test_the_plan_fits_the_minutes_and_the_run_to_the_steps(minutes, seconds_a_s
     planned.validate()
 
 
+def test_the_compiling_training_does_again_comes_off_the_budget():
+    assert budget.fit(Config(), 3, 0.050, 20.0).train_steps == 2980  # (180 s x 0.94 - 20 s) / 50 ms: 2,984
+    assert budget.fit(Config(), 0.5, 0.040, 60.0).train_steps == 10  # never less than one compiled call
+
+
 def test_a_dump_interval_or_average_asked_for_stays():
     asked = dataclasses.replace(Config(), save_interval=100, ema_decay=0.99)
     planned = budget.fit(asked, 3, 0.04)
@@ -44,7 +49,7 @@ def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, 
 
     def step_seconds(config, networks, dataset, batches=None):
         timed.append(config.batch_size)
-        return seconds_of_128 * config.batch_size / 128
+        return seconds_of_128 * config.batch_size / 128, 0.0
 
     monkeypatch.setattr(budget, "step_seconds", step_seconds)
     planned = budget.plan(Config(), None, None, 2.5)
@@ -63,7 +68,7 @@ def test_the_step_is_timed_on_the_runs_own_batches(mnist_small, tmp_path, monkey
 
     def step_seconds(config, networks, dataset, batches=None):
         seen["images"], seen["labels"] = (t.numpy() for t in next(iter(batches(config))))
-        return 60.0  # the least plan, one call of 10 steps
+        return 60.0, 0.0  # the least plan, one call of 10 steps
 
     monkeypatch.setattr(budget, "step_seconds", step_seconds)
     cgan_mnist.train(tiny_config(), out_dir=tmp_path, data=mnist_small, minutes=0.5, limit=32, verbose=False)
