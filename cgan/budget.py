@@ -6,8 +6,8 @@ again, as long as the warm-up did), so the plan follows the CPU at hand: the sam
 trains about four times as many steps on an AVX-512 CPU with bfloat16 as on an
 AVX2-only one. The learning rates decay over the steps chosen (the schedule is made from
 `train_steps`), the weight average's horizon is about an eighth of them (0.999, a thousand
-steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run, unless the
-flags set them. Where fewer than `SHORT_RUN_STEPS` steps of the default batch fit, the run
+steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run (at most one
+every 15 seconds), unless the flags set them. Where fewer than `SHORT_RUN_STEPS` steps of the default batch fit, the run
 takes batches of `SHORT_RUN_BATCH` instead (timed too), about twice as many steps for the same
 images: a short run learns more from more, smaller steps (docs/experiments.md, "`--minutes` on
 a slow CPU"). `run.json` records the plan, so `--resume` finishes it rather than planning again.
@@ -22,7 +22,9 @@ import statistics
 from cgan.config import Config
 
 DUMP_SHARE = 0.06  # of the budget, for what the loop does besides steps and compiling (grids, checkpoints, curves)
-DUMPS_PER_RUN = 16
+# Grids, checkpoints and loss curves: 16 a run, but not more than one every DUMP_GAP_S seconds (a dump
+# took 0.45 s on both cores of the AVX-512 EPYC: 19 of them made a 0.5-minute plan train 0.7 minutes).
+DUMPS_PER_RUN, DUMP_GAP_S = 16, 15
 # Steps are timed as training runs them, 10 to a compiled call; a round's figure is the difference
 # between a run of SHORT and one of LONG steps, so that what each `fit` call costs once drops out.
 STEPS_PER_CALL, SHORT, LONG, ROUNDS = 10, 10, 40, 3
@@ -72,7 +74,8 @@ def fit(config: Config, minutes: float, seconds_a_step: float, start_seconds: fl
     steps = max(10, int(seconds / seconds_a_step) // 10 * 10)  # whole compiled calls of 10
     changes = {"train_steps": steps}
     if config.save_interval == Config.save_interval:
-        changes["save_interval"] = max(10, steps // DUMPS_PER_RUN // 10 * 10)
+        dumps = max(1, min(DUMPS_PER_RUN, int(minutes * 60 / DUMP_GAP_S)))
+        changes["save_interval"] = max(10, steps // dumps // 10 * 10)
     if config.ema_decay == Config.ema_decay:
         changes["ema_decay"] = round(min(Config.ema_decay, max(0.9, 1 - 8 / steps)), 4)
     return dataclasses.replace(config, **changes)
