@@ -168,6 +168,13 @@ def data_of(config: Config):
     return dataset_named(config.dataset, config.condition)
 
 
+def training_batches(config: Config, images, labels, *, start_step: int = 0):
+    """The tf.data.Dataset a run of `config` trains on from `start_step`: one real batch for each D update of a step."""
+    return data_of(config).batches(images, labels, batch_size=config.batch_size * config.critic_steps,
+                                   seed=config.seed, start_step=start_step,
+                                   numbers=config.aux_target == "number" or config.number_code)
+
+
 def flag(name: str) -> str:
     """The command-line flag of a Config field: `g_lr` -> `--g-lr`."""
     return "--" + name.replace("_", "-")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cgan.config import POLICIES
+from cgan.config import POLICIES, training_batches
 
 MARGIN = 1.05  # bfloat16 must be this much faster to be chosen: within noise, float32 is the simpler numerics
 CLEARLY_SLOWER = 1.5  # a candidate whose warm-up steps are this much slower than float32's is not timed further
@@ -185,8 +185,7 @@ def step_times(config, networks, dataset) -> dict[str, float]:
     batches = None
     if dataset.default_path.exists():  # never the download fallback: timing must not wait on a network
         images, labels = dataset.load(None, "train")
-        batches = dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=0,
-                                  numbers=config.aux_target == "number" or config.number_code)
+        batches = training_batches(config, images, labels)
     try:
         return measure(lambda precision: step_runner(config, networks, precision, dataset, batches=batches))
     finally:

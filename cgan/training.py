@@ -20,7 +20,7 @@ import numpy as np
 from cgan import budget, checkpoints, diagrams, training_log
 from cgan import distribute as distribution
 from cgan.backend import keras, tf
-from cgan.config import Config, compute_policy, data_of, from_run
+from cgan.config import Config, compute_policy, data_of, from_run, training_batches
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_folder, folder_lock, make_folder, remove_temporaries, write_text
 from cgan.gan import ConditionalGAN, Networks, make_gan, steps_per_call
@@ -125,7 +125,7 @@ def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, dis
     if minutes is not None:  # and the steps it plans, timed on its own batches
         kept = (images, labels) if limit is None else (images[:limit], labels[:limit])
         config = budget.plan(config, networks, dataset, minutes, verbose=verbose,
-                             batches=lambda planned: training_batches(planned, dataset, *kept))
+                             batches=lambda planned: training_batches(planned, *kept))
         if strategy is not None:  # the batch it chose must split over the replicas too
             distribution.check_batch(strategy, config.batch_size, config.minibatch_std)
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
@@ -241,12 +241,6 @@ def _resume(config, networks, run_dir, run, dataset, images, labels, *, finished
                 callbacks=callbacks, tensorboard=tensorboard, shown_dir=shown_dir)
 
 
-def training_batches(config: Config, dataset, images, labels, *, start_step: int = 0):
-    """The tf.data.Dataset a run of `config` trains on from `start_step`: one real batch for each D update of a step."""
-    return dataset.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=config.seed,
-                           start_step=start_step, numbers=config.aux_target == "number" or config.number_code)
-
-
 def _model_path(run: dict, run_dir: Path) -> Path:
     """Where the run saves its generator: `model_name` inside the run folder, or as given if it names a folder."""
     model_name = Path(run["model_name"])
@@ -261,7 +255,7 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         images, labels = images[: run["limit"]], labels[: run["limit"]]
     model_path = _model_path(run, out_dir)
     def batches():
-        return training_batches(config, dataset, images, labels, start_step=start_step)
+        return training_batches(config, images, labels, start_step=start_step)
 
     if gan.strategy is None:
         data = batches()
