@@ -120,7 +120,8 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
 def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std: int = 0,
                         num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
-                        auxiliary_classes: int | None = None, dtype: str | None = None) -> keras.Model:
+                        auxiliary_classes: int | None = None, twin: bool = False,
+                        dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
@@ -135,6 +136,8 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     `class_logits`, one per class from the same features h: the auxiliary
     classifier of AC-GAN (Odena et al., 2017), for `--aux-weight`; over
     `auxiliary_classes` classes if given (the numbers of pairs, for `--aux-target number`).
+    `twin` adds a third, `twin_logits`, the same head again: TAC-GAN's twin classifier
+    (Gong et al., 2019), which learns the labels of fakes, for `--twin-classifier`.
     """
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
@@ -161,7 +164,11 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     if auxiliary:
         class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
         class_logits = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
-        return keras.Model(inputs, {"logit": logit, "class_logits": class_logits}, name="discriminator")
+        outputs = {"logit": logit, "class_logits": class_logits}
+        if twin:
+            twin_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="twin_classifier")(h)
+            outputs["twin_logits"] = layers.Activation("linear", dtype="float32", name="twin_logits")(twin_logits)
+        return keras.Model(inputs, outputs, name="discriminator")
     return keras.Model(inputs, logit, name="discriminator")
 
 
@@ -192,7 +199,8 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
                                minibatch_std=config.minibatch_std, num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
-                               auxiliary_classes=numbers if config.aux_target == "number" else None, dtype=dtype)
+                               auxiliary_classes=numbers if config.aux_target == "number" else None,
+                               twin=config.twin_classifier, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

@@ -87,6 +87,10 @@ class Config:
     aux_weight: float = _field(0.5, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
                                "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
                                "0: none")
+    twin_classifier: bool = _field(False, "with --aux-weight: a twin classifier on the discriminator's features "
+                                   "(TAC-GAN, Gong et al., 2019) learns the labels the fakes were drawn for, and G is "
+                                   "pushed towards fakes it reads wrongly: against the auxiliary classifier's pull "
+                                   "towards each label's most typical look")
     aux_target: str = _field("label", "what the auxiliary classifier learns: label, or with --dataset pairs, number: the "
                              "number 00-99 a real pair shows, while G and D are still conditioned on --condition; G is "
                              "then pushed towards fakes read as a number of their label (for below50: on the asked side "
@@ -133,6 +137,11 @@ class Config:
             raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
         if self.aux_target not in AUX_TARGETS:
             raise UserError(f"--aux-target must be label or number, got {self.aux_target!r}")
+        if self.twin_classifier and not self.aux_weight:
+            raise UserError("--twin-classifier is the auxiliary classifier's twin: give --aux-weight above 0")
+        if self.twin_classifier and self.aux_target == "number":
+            raise UserError("--twin-classifier does not go with --aux-target number: the twin learns the fakes' "
+                            "labels, which are not numbers")
         if self.aux_target == "number":
             if self.dataset != "pairs":
                 raise UserError(f"--aux-target number needs --dataset pairs (the only images with a number), got {self.dataset}")
@@ -153,7 +162,8 @@ class Config:
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
-                   "number_code": False, "minibatch_std": 0, "r1_weight": 0.0}
+                   "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
+                   "twin_classifier": False}
 
 
 def compute_policy(precision: str) -> str:

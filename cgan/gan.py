@@ -59,7 +59,8 @@ class ConditionalGAN(keras.Model):
     `critic_steps` times, each on its own real batch and fresh fakes, then G once.
     Unconditional networks (no `label` input) get no labels. Three optional terms:
     `aux_weight` (D has a class head that learns real labels, G is pushed towards
-    fakes it reads as theirs), `mode_seeking` (fakes drawn in pairs of one label,
+    fakes it reads as theirs; with `twin_classifier` a twin head learns the fakes' labels and G is
+    pushed against it), `mode_seeking` (fakes drawn in pairs of one label,
     G pushed to make each pair differ as its noises do) and `r1_weight` (D's gradient
     at real images penalised, on every fourth group of them).
 
@@ -131,6 +132,7 @@ class ConditionalGAN(keras.Model):
     def figure_names(self) -> tuple[str, ...]:
         """What each step reports, in the order of `step_history`'s columns."""
         return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
+                + (("twin_class_loss",) if self.config.twin_classifier else ())
                 + (("mode_ratio",) if self.config.mode_seeking else ()) + (("r1_penalty",) if self.config.r1_weight else ()))
 
     @property
@@ -148,29 +150,39 @@ class ConditionalGAN(keras.Model):
         return drawn_numbers(self.generator, noise, asked) if self.config.number_code else asked
 
     def _d(self, images, labels):
-        """D's real/fake logits (b, 1), and its class logits (b, classes), None without an auxiliary classifier."""
+        """D's real/fake logits (b, 1), and its class heads (b, classes) by name: "class_logits" with an
+        auxiliary classifier, "twin_logits" with its twin; {} without."""
         out = self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
                                  training=True)
-        return (out["logit"], out["class_logits"]) if isinstance(out, dict) else (out, None)
+        if not isinstance(out, dict):
+            return out, {}
+        return out["logit"], {name: value for name, value in out.items() if name != "logit"}
 
-    def _with_classes(self, d_loss, g_loss, real_classes, real_targets, fake_classes, fake_labels, figures):
+    def _with_classes(self, d_loss, g_loss, real_heads, real_targets, fake_heads, fake_labels, figures):
         """The losses with the auxiliary classifier's terms (if D has one), and `figures` with their values.
 
         D learns the classes of real images only (`real_targets`: their labels, or with
         --aux-target number their numbers); G is pushed towards fakes that D's classifier
         reads as the label they were drawn for, or as a number of that label (the AC-GAN
-        terms, the fake images not taught to D as their label).
+        terms, the fake images not taught to D as their label). With the twin classifier
+        (TAC-GAN), D's twin also learns the labels the fakes were drawn for, and G is
+        pushed away from fakes the twin reads right: G's classifier term becomes the
+        difference of the two cross-entropies.
         """
-        if real_classes is None:
+        if "class_logits" not in real_heads:
             return d_loss, g_loss, figures
-        d_class = losses.class_loss(real_classes, real_targets)
+        d_class = losses.class_loss(real_heads["class_logits"], real_targets)
         if self.config.aux_target == "number":
-            g_class = losses.class_set_loss(fake_classes, fake_labels, self.number_members)
+            g_class = losses.class_set_loss(fake_heads["class_logits"], fake_labels, self.number_members)
         else:
-            g_class = losses.class_loss(fake_classes, fake_labels)
+            g_class = losses.class_loss(fake_heads["class_logits"], fake_labels)
         weight = self.config.aux_weight
-        return (d_loss + weight * d_class, g_loss + weight * g_class,
-                {**figures, **dict(zip(losses.CLASS_FIGURES, (d_class, g_class)))})
+        figures = {**figures, **dict(zip(losses.CLASS_FIGURES, (d_class, g_class)))}
+        if "twin_logits" in fake_heads:
+            twin = losses.class_loss(fake_heads["twin_logits"], fake_labels)
+            d_class, g_class = d_class + twin, g_class - twin
+            figures["twin_class_loss"] = twin
+        return d_loss + weight * d_class, g_loss + weight * g_class, figures
 
     def _paired(self, labels):
         """The labels to draw fakes for: `labels`, or with --mode-seeking, its first half twice (pairs of one label)."""
@@ -246,7 +258,7 @@ class ConditionalGAN(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return figures
-        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES)
+        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, "twin_class_loss")
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
@@ -258,10 +270,10 @@ class ConditionalGAN(keras.Model):
             fake_labels = self._fake_labels(noise, fake_asked)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
-            real_logits, real_classes = self._d(real, labels)  # (b, 1)
-            fake_logits, fake_classes = self._d(tf.cast(fake, real.dtype), fake_labels)
+            real_logits, real_heads = self._d(real, labels)  # (b, 1)
+            fake_logits, fake_heads = self._d(tf.cast(fake, real.dtype), fake_labels)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
-            d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_classes, targets, fake_classes,
+            d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_heads, targets, fake_heads,
                                                          fake_labels, self._accuracies(real_logits, fake_logits))
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
             d_loss, figures = self._with_r1(d_loss, real, labels, figures)
@@ -278,12 +290,14 @@ class ConditionalGAN(keras.Model):
             rows = slice(i * batch, (i + 1) * batch)
             x, y, t, a = real[rows], labels[rows], targets[rows], asked[rows]
             noise = self._noise(batch, draw=2 * i)
-            fake = tf.cast(self._g(noise, a), x.dtype)
+            fake, fake_labels = tf.cast(self._g(noise, a), x.dtype), self._fake_labels(noise, a)
             with tf.GradientTape() as tape:
-                (real_logits, real_classes), (fake_logits, _) = self._d(x, y), self._d(fake, self._fake_labels(noise, a))
+                (real_logits, real_heads), (fake_logits, fake_heads) = self._d(x, y), self._d(fake, fake_labels)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
-                if real_classes is not None:
-                    d_loss += self.config.aux_weight * losses.class_loss(real_classes, t)
+                if "class_logits" in real_heads:
+                    d_loss += self.config.aux_weight * losses.class_loss(real_heads["class_logits"], t)
+                if "twin_logits" in fake_heads:
+                    d_loss += self.config.aux_weight * losses.class_loss(fake_heads["twin_logits"], fake_labels)
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
                     d_loss += self.config.gp_weight * penalty
@@ -293,9 +307,9 @@ class ConditionalGAN(keras.Model):
             noise, fake_asked = self._noise(batch, draw=2 * steps), self._paired(a)
             fake = self._g(noise, fake_asked)
             fake_labels = self._fake_labels(noise, fake_asked)
-            g_logits, g_classes = self._d(tf.cast(fake, x.dtype), fake_labels)
+            g_logits, g_heads = self._d(tf.cast(fake, x.dtype), fake_labels)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
-            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_classes, t, g_classes, fake_labels, {})
+            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_heads, t, g_heads, fake_labels, {})
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
         # D's figures are those of its last update

@@ -29,6 +29,8 @@ VARIANTS = {
     "minibatch-std-wgan-gp": {"minibatch_std": 2, "loss": "wgan-gp", "critic_steps": 2},
     "r1-bf16": {"r1_weight": 1.0, "precision": "bfloat16"},
     "r1-minibatch-std-two-d-steps": {"r1_weight": 1.0, "minibatch_std": 4, "critic_steps": 2},
+    "twin-classifier-bf16": {"aux_weight": 0.5, "twin_classifier": True, "precision": "bfloat16"},
+    "twin-classifier-two-d-steps": {"aux_weight": 0.5, "twin_classifier": True, "critic_steps": 2},
 }
 
 
@@ -108,6 +110,25 @@ def test_the_auxiliary_classifier_learns_the_labels_of_real_digits(mnist_small):
     out = gan.discriminator({"image": preprocess(test_images), "label": test_labels.reshape(-1, 1)}, training=False)
     accuracy = np.mean(np.argmax(out["class_logits"], axis=1) == test_labels)
     assert accuracy > 0.2, accuracy
+
+
+def test_the_twin_classifier_learns_the_fakes_labels_and_g_is_pushed_against_it():
+    gan = cgan_mnist.make_gan(tiny_config(aux_weight=0.5, twin_classifier=True))
+    assert set(gan.discriminator.output) == {"logit", "class_logits", "twin_logits"}
+    assert gan.figure_names[4:7] == (*losses.CLASS_FIGURES, "twin_class_loss")
+    labels = tf.constant([[0], [1], [2]])
+    right, wrong = tf.one_hot([0, 1, 2], 10) * 5.0, tf.one_hot([3, 4, 5], 10) * 5.0
+    real_heads = {"class_logits": right}
+    # D's classifier reads the fakes right, its twin wrongly: D's loss has the twin's error, G's loses it.
+    fake_heads = {"class_logits": right, "twin_logits": wrong}
+    d_loss, g_loss, figures = gan._with_classes(1.0, 2.0, real_heads, labels, fake_heads, labels, {})
+    assert figures["twin_class_loss"] > 4 > 0.1 > figures["g_class_loss"]
+    assert float(d_loss) == pytest.approx(1.0 + 0.5 * (figures["d_class_loss"] + figures["twin_class_loss"]), rel=1e-5)
+    assert float(g_loss) == pytest.approx(2.0 + 0.5 * (figures["g_class_loss"] - figures["twin_class_loss"]), rel=1e-5)
+    # Without the twin, G's class term is the classifier's alone and the figure is not there.
+    plain = cgan_mnist.make_gan(tiny_config(aux_weight=0.5))
+    _, g_plain, figures = plain._with_classes(1.0, 2.0, real_heads, labels, {"class_logits": right}, labels, {})
+    assert "twin_class_loss" not in figures and float(g_plain) == pytest.approx(2.0 + 0.5 * figures["g_class_loss"])
 
 
 def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
