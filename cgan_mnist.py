@@ -66,8 +66,8 @@ ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a 
 
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
-                    image_shape: tuple[int, int, int] = MNIST.image_shape, dtype: str | None = None,
-                    synchronized: bool = False, name: str = "generator") -> keras.Model:
+                    image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
+                    dtype: str | None = None, synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
@@ -78,7 +78,10 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     convolution turns them into the image. `num_classes=None` builds an unconditional
     generator whose only input is `noise`. With `number_members` ((classes, numbers), 1 where a
     number has a class), the label first becomes one of its class's numbers, drawn from the
-    noise (`cgan.layers.NumberCode`), and the embedding is the number's. `synchronized` batch normalisation
+    noise (`cgan.layers.NumberCode`), and the embedding is the number's. With `class_norm`, each
+    BatchNorm's output is also scaled by 1 + gain(e) and shifted by bias(e), two linear maps of the
+    label's embedding e (conditional batch normalisation: de Vries et al., 2017; Miyato and Koyama,
+    2018), so the label reaches every stage and not only the first. `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
     """
@@ -95,21 +98,30 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         x = layers.Concatenate(dtype=dtype)([noise, y])
+    def normalized(x):
+        """BatchNorm and ReLU; with `class_norm`, the label's own gain and bias between them."""
+        x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
+        if class_norm and num_classes:
+            channels = x.shape[-1]
+            # x (1 + gain(y)) + bias(y), both zero at the start: the unconditional BatchNorm's output
+            gain, bias = (layers.Dense(channels, use_bias=False, kernel_initializer="zeros", dtype=dtype)(y)
+                          for _ in range(2))
+            if len(x.shape) == 4:
+                gain, bias = (layers.Reshape((1, 1, channels), dtype=dtype)(t) for t in (gain, bias))
+            x = layers.Add(dtype=dtype)([x, layers.Multiply(dtype=dtype)([x, gain]), bias])
+        return layers.ReLU(dtype=dtype)(x)
+
     x = layers.Dense(rows * cols * 2 * width, use_bias=False, dtype=dtype)(x)
-    x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
-    x = layers.ReLU(dtype=dtype)(x)
+    x = normalized(x)
     x = layers.Reshape((rows, cols, 2 * width), dtype=dtype)(x)  # 7x7x2w
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
-    x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
-    x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
+    x = normalized(x)  # 14x14xw
     for _ in range(extra_convs):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)(x)
-        x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
-        x = layers.ReLU(dtype=dtype)(x)  # 14x14xw
+        x = normalized(x)  # 14x14xw
     if top_width:
         x = layers.Conv2DTranspose(top_width, 4, strides=2, padding="same", use_bias=False, dtype=dtype)(x)
-        x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)
-        x = layers.ReLU(dtype=dtype)(x)  # 28x28xtop_width
+        x = normalized(x)  # 28x28xtop_width
         x = layers.Conv2D(image_shape[-1], 3, padding="same", dtype=dtype)(x)
     else:
         x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
@@ -186,7 +198,8 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
                            top_width=config.g_top_width, num_classes=None if config.unconditional else dataset.num_classes,
                            number_members=dataset.number_members().T if config.number_code else None,
-                           image_shape=dataset.image_shape, dtype=dtype, synchronized=distributed,
+                           image_shape=dataset.image_shape, class_norm=config.g_class_norm, dtype=dtype,
+                           synchronized=distributed,
                            name=dataset.generator_name)
 
 

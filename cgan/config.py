@@ -63,6 +63,8 @@ class Config:
     g_top_width: int = _field(0, "generator channels at the image's full size (28x28), drawn by the last transposed "
                               "convolution (BatchNorm, ReLU) before a 3x3 convolution to the image; 0: the transposed "
                               "convolution draws the image")
+    g_class_norm: bool = _field(False, "the generator's batch normalisations also scale and shift each channel by "
+                                "the label (conditional batch normalisation), so the label reaches every stage")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
     minibatch_std: int = _field(4, "group size of the discriminator's minibatch standard deviation (Karras et al., "
@@ -163,7 +165,7 @@ class Config:
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
                    "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
-                   "twin_classifier": False}
+                   "twin_classifier": False, "g_class_norm": False}
 
 
 def compute_policy(precision: str) -> str:
