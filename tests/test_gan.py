@@ -30,6 +30,7 @@ VARIANTS = {
     "r1-bf16": {"r1_weight": 1.0, "precision": "bfloat16"},
     "r1-minibatch-std-two-d-steps": {"r1_weight": 1.0, "minibatch_std": 4, "critic_steps": 2},
     "twin-classifier-bf16": {"aux_weight": 0.5, "twin_classifier": True, "precision": "bfloat16"},
+    "g-class-norm-bf16": {"g_class_norm": True, "precision": "bfloat16"},
     "twin-classifier-two-d-steps": {"aux_weight": 0.5, "twin_classifier": True, "critic_steps": 2},
 }
 
@@ -129,6 +130,25 @@ def test_the_twin_classifier_learns_the_fakes_labels_and_g_is_pushed_against_it(
     plain = cgan_mnist.make_gan(tiny_config(aux_weight=0.5))
     _, g_plain, figures = plain._with_classes(1.0, 2.0, real_heads, labels, {"class_logits": right}, labels, {})
     assert "twin_class_loss" not in figures and float(g_plain) == pytest.approx(2.0 + 0.5 * figures["g_class_loss"])
+
+
+def test_class_norms_start_as_plain_batch_norms_and_then_let_the_label_act_at_every_stage():
+    plain, conditioned = (cgan_mnist.build_generator(latent_dim=8, width=8, class_norm=c) for c in (False, True))
+    # The same layers plus a gain and a bias (zero kernels, from the label's 32-number embedding) per BatchNorm.
+    extra = [layer.kernel for layer in conditioned.layers
+             if isinstance(layer, keras.layers.Dense) and layer.input.shape[-1] == 32]
+    norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
+    assert len(extra) == 2 * norms and not any(np.any(w.numpy()) for w in extra)
+    shared = [w for w in conditioned.weights if all(w is not e for e in extra)]
+    assert [w.shape for w in shared] == [w.shape for w in plain.weights]
+    for w, v in zip(shared, plain.weights):
+        w.assign(v.numpy())
+    inputs = {"noise": np.random.default_rng(0).normal(size=(4, 8)).astype("float32"),
+              "label": np.array([[0], [3], [3], [9]], "int32")}
+    np.testing.assert_allclose(conditioned(inputs, training=False), plain(inputs, training=False), atol=1e-6)
+    for w in extra:
+        w.assign(np.full(w.shape, 0.1, "float32"))
+    assert np.abs(np.asarray(conditioned(inputs, training=False)) - np.asarray(plain(inputs, training=False))).max() > 1e-3
 
 
 def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():

@@ -28,6 +28,16 @@ def test_soft_labels_work_for_any_generator_shape():
     np.testing.assert_array_equal(frames[[0, -1]], np.concatenate([generate(g, [12], seed=0), generate(g, [87], seed=0)]))
 
 
+def test_soft_labels_reach_the_class_norms_of_a_generator_that_has_them():
+    g = cgan_mnist.build_generator(latent_dim=8, width=8, class_norm=True)
+    rng = np.random.default_rng(0)
+    # Non-zero gains and biases (they start at zero), so the label also acts at every stage.
+    g.set_weights([rng.normal(size=w.shape).astype("float32") * 0.3 if w.ndim == 2 and not w.any() else w
+                   for w in g.get_weights()])
+    frames = morphs.interpolate(g, 2, 9, frames=3, seed=0)
+    np.testing.assert_array_equal(frames[[0, -1]], np.concatenate([generate(g, [2], seed=0), generate(g, [9], seed=0)]))
+
+
 def test_walk_keeps_digit_and_slerps_noise(tiny_generator_file):
     g = load_generator(tiny_generator_file)
     frames = morphs.walk(g, 5, frames=6, seed=2)
