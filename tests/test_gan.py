@@ -29,8 +29,8 @@ VARIANTS = {
     "minibatch-std-wgan-gp": {"minibatch_std": 2, "loss": "wgan-gp", "critic_steps": 2},
     "r1-bf16": {"r1_weight": 1.0, "precision": "bfloat16"},
     "r1-minibatch-std-two-d-steps": {"r1_weight": 1.0, "minibatch_std": 4, "critic_steps": 2},
-    "twin-classifier-bf16": {"aux_weight": 0.5, "twin_classifier": True, "precision": "bfloat16"},
-    "g-class-norm-bf16": {"g_class_norm": True, "precision": "bfloat16"},
+    "twin-classifier-g-class-norm-bf16": {"aux_weight": 0.5, "twin_classifier": True, "g_class_norm": True,
+                                          "precision": "bfloat16"},
     "twin-classifier-two-d-steps": {"aux_weight": 0.5, "twin_classifier": True, "critic_steps": 2},
 }
 
