@@ -76,8 +76,11 @@ class Config:
     beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")
     beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
     ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator), after a warm-up: "
-                              "at step s it is at most (1 + s) / (10 + s), which reaches X at step (10X - 1) / (1 - X): "
-                              "8,990 for 0.999, 4,490 for 0.998")
+                              "at step s it is at most (1 + s) / (W + s) (--ema-warmup W), which reaches X at step (WX - 1) / "
+                              "(1 - X): for W = 10, 8,990 for 0.999, 4,490 for 0.998")
+    ema_warmup: float = _field(10.0, "the weight average's warm-up W: at step s its decay is at most (1 + s) / (W + s), "
+                               "so that without a binding --ema-decay the average weighs step t about as t^(W - 2): "
+                               "smaller W averages over more of the run (2: every step alike)")
     save_interval: int = _field(500, "steps between sample grids, checkpoints and loss-curve updates")
     loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic with "
                        "gradient penalty", choices=LOSSES)
@@ -119,6 +122,8 @@ class Config:
                 raise UserError(f"{flag(name)} must be between 0 and 1, got {value}")
         if not 0 <= self.final_lr_fraction <= 1:
             raise UserError(f"--final-lr-fraction must be in [0, 1], got {self.final_lr_fraction}")
+        if not (math.isfinite(self.ema_warmup) and 1 < self.ema_warmup <= 1e6):
+            raise UserError(f"--ema-warmup must be above 1 and at most 1e6, got {self.ema_warmup}")
         for name in ("beta_1", "beta_2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)}")
@@ -165,7 +170,7 @@ class Config:
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
                    "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
-                   "twin_classifier": False, "g_class_norm": False}
+                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0}
 
 
 def compute_policy(precision: str) -> str:

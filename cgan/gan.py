@@ -366,7 +366,7 @@ class ConditionalGAN(keras.Model):
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.
         step = tf.cast(self.g_optimizer.iterations, tf.float32)
-        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (self.config.ema_warmup + step))
         for ema_w, w in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
 

@@ -151,6 +151,21 @@ def test_class_norms_start_as_plain_batch_norms_and_then_let_the_label_act_at_ev
     assert np.abs(np.asarray(conditioned(inputs, training=False)) - np.asarray(plain(inputs, training=False))).max() > 1e-3
 
 
+@pytest.mark.parametrize("warmup, decay, step, expected", [(10.0, 0.999, 90, 91 / 100), (4.0, 0.9999, 96, 97 / 100),
+                                                           (4.0, 0.95, 96, 0.95)])
+def test_the_weight_average_follows_its_warm_up_until_its_decay_binds(warmup, decay, step, expected):
+    gan = cgan_mnist.make_gan(tiny_config(ema_warmup=warmup, ema_decay=decay))
+    for w in gan.ema_generator.trainable_weights:
+        w.assign(np.zeros(w.shape, "float32"))
+    for w in gan.generator.trainable_weights:
+        w.assign(np.ones(w.shape, "float32"))
+    gan.g_optimizer.iterations.assign(step)
+    gan._update_ema()
+    # Each averaged weight moves from 0 towards 1 by 1 - decay at this step: (1 + s) / (W + s), or the decay.
+    for w in gan.ema_generator.trainable_weights:
+        np.testing.assert_allclose(w.numpy(), 1 - expected, rtol=1e-5)
+
+
 def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
     fake = np.concatenate([np.zeros((2, 4, 4, 1)), np.full((2, 4, 4, 1), 0.5)]).astype("float32")
     noise = np.concatenate([np.zeros((2, 8)), np.full((2, 8), -2.0)]).astype("float32")
