@@ -98,6 +98,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         x = layers.Concatenate(dtype=dtype)([noise, y])
+
     def normalized(x):
         """BatchNorm and ReLU; with `class_norm`, the label's own gain and bias between them."""
         x = layers.BatchNormalization(synchronized=synchronized, dtype=dtype)(x)

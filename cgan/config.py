@@ -76,8 +76,8 @@ class Config:
     beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")
     beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
     ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator), after a warm-up: "
-                              "at step s it is at most (1 + s) / (W + s) (--ema-warmup W), which reaches X at step (WX - 1) / "
-                              "(1 - X): for W = 10, 8,990 for 0.999, 4,490 for 0.998")
+                              "at step s it is at most (1 + s) / (W + s) (--ema-warmup W), which reaches X at "
+                              "step (WX - 1) / (1 - X): for W = 10, 8,990 for 0.999, 4,490 for 0.998")
     ema_warmup: float = _field(10.0, "the weight average's warm-up W: at step s its decay is at most (1 + s) / (W + s), "
                                "so that without a binding --ema-decay the average weighs step t about as t^(W - 2): "
                                "smaller W averages over more of the run (2: every step alike)")
@@ -144,6 +144,8 @@ class Config:
             raise UserError("--aux-weight needs labels to learn: it does not go with --unconditional")
         if self.aux_target not in AUX_TARGETS:
             raise UserError(f"--aux-target must be label or number, got {self.aux_target!r}")
+        if self.g_class_norm and self.unconditional:
+            raise UserError("--g-class-norm needs labels to scale and shift by: it does not go with --unconditional")
         if self.twin_classifier and not self.aux_weight:
             raise UserError("--twin-classifier is the auxiliary classifier's twin: give --aux-weight above 0")
         if self.twin_classifier and self.aux_target == "number":

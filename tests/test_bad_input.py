@@ -129,6 +129,7 @@ CASES = [
     ("gp-weight-negative", [*TRAIN, "--gp-weight", "-1"], USAGE, "--gp-weight must be"),
     ("aux-weight-nan", [*TRAIN, "--aux-weight", "nan"], USAGE, "--aux-weight must be"),
     ("aux-weight-unconditional", [*TRAIN, "--aux-weight", "1", "--unconditional"], USAGE, "does not go with --unconditional"),
+    ("class-norm-unconditional", [*TRAIN, "--g-class-norm", "--unconditional"], USAGE, "--g-class-norm needs labels"),
     ("twin-without-classifier", [*TRAIN, "--twin-classifier", "--aux-weight", "0"], USAGE, "give --aux-weight above 0"),
     ("twin-number-target", [*TRAIN, "--dataset", "pairs", "--aux-target", "number", "--twin-classifier"], USAGE,
      "does not go with --aux-target number"),
