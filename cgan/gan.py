@@ -132,7 +132,7 @@ class ConditionalGAN(keras.Model):
     def figure_names(self) -> tuple[str, ...]:
         """What each step reports, in the order of `step_history`'s columns."""
         return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
-                + (("twin_class_loss",) if self.config.twin_classifier else ())
+                + ((losses.TWIN_FIGURE,) if self.config.twin_classifier else ())
                 + (("mode_ratio",) if self.config.mode_seeking else ()) + (("r1_penalty",) if self.config.r1_weight else ()))
 
     @property
@@ -181,7 +181,7 @@ class ConditionalGAN(keras.Model):
         if "twin_logits" in fake_heads:
             twin = losses.class_loss(fake_heads["twin_logits"], fake_labels)
             d_class, g_class = d_class + twin, g_class - twin
-            figures["twin_class_loss"] = twin
+            figures[losses.TWIN_FIGURE] = twin
         return d_loss + weight * d_class, g_loss + weight * g_class, figures
 
     def _paired(self, labels):
@@ -258,7 +258,7 @@ class ConditionalGAN(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return figures
-        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, "twin_class_loss")
+        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, losses.TWIN_FIGURE)
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
@@ -294,10 +294,7 @@ class ConditionalGAN(keras.Model):
             with tf.GradientTape() as tape:
                 (real_logits, real_heads), (fake_logits, fake_heads) = self._d(x, y), self._d(fake, fake_labels)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
-                if "class_logits" in real_heads:
-                    d_loss += self.config.aux_weight * losses.class_loss(real_heads["class_logits"], t)
-                if "twin_logits" in fake_heads:
-                    d_loss += self.config.aux_weight * losses.class_loss(fake_heads["twin_logits"], fake_labels)
+                d_loss, _, _ = self._with_classes(d_loss, 0.0, real_heads, t, fake_heads, fake_labels, {})
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
                     d_loss += self.config.gp_weight * penalty

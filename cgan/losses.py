@@ -75,6 +75,8 @@ def class_set_loss(class_logits, labels, members):
 # What a step also reports with an auxiliary classifier: its loss on the real batch (D's term) and on
 # the fakes (G's term), each before the --aux-weight factor.
 CLASS_FIGURES = ("d_class_loss", "g_class_loss")
+# And with the twin classifier (--twin-classifier), its loss on the fakes, before the factor.
+TWIN_FIGURE = "twin_class_loss"
 
 
 def mode_seeking(fake, noise):
