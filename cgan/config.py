@@ -88,6 +88,10 @@ class Config:
     r1_weight: float = _field(3.0, "weight gamma of the R1 penalty (Mescheder et al., 2018): D's loss also gets gamma/2 "
                               "times the squared norm of its gradient at real images, taken on a quarter of each real "
                               "batch; 0: none")
+    augment: float = _field(0.0, "share of the images the discriminator sees (real and fake alike, and in its "
+                            "penalties) moved by up to an eighth of their size, the border filled with background "
+                            "(DiffAugment's translation, Zhao et al., 2020), so D cannot learn the training images "
+                            "pixel for pixel; 0: none")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
     aux_weight: float = _field(0.5, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
                                "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
@@ -135,6 +139,8 @@ class Config:
             raise UserError(f"--aux-weight must be between 0 and 100, got {self.aux_weight}")
         if not (math.isfinite(self.r1_weight) and 0 <= self.r1_weight <= 1e6):
             raise UserError(f"--r1-weight must be between 0 and 1e6, got {self.r1_weight}")
+        if not 0 <= self.augment <= 1:
+            raise UserError(f"--augment is a share of the images, in [0, 1], got {self.augment}")
         if not (math.isfinite(self.mode_seeking) and 0 <= self.mode_seeking <= 100):
             raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
         if self.minibatch_std and self.batch_size % self.minibatch_std:
@@ -172,7 +178,7 @@ class Config:
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
                    "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
-                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0}
+                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0, "augment": 0.0}
 
 
 def compute_policy(precision: str) -> str:

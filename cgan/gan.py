@@ -14,7 +14,7 @@ import numpy as np
 
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of
-from cgan import distribute, losses
+from cgan import augment, distribute, losses
 from cgan.layers import drawn_numbers
 from cgan.losses import LOSSES, Loss
 from cgan.sampling import class_count, latent_dim
@@ -39,6 +39,13 @@ class Networks:
         """The generator, the discriminator and the stacked model of `config`, for plot_model."""
         generator, discriminator = self.generator(config), self.discriminator(config)
         return [generator, discriminator, self.adversarial(generator, discriminator)]
+
+
+# Under a distribution strategy, each draw of random numbers in a step has its own number below
+# DRAWS_PER_STEP (see `ConditionalGAN._random`): the noise and penalty draws from 0 (at most 2
+# --critic-steps + 1 of them), the D calls' --augment shifts from AUGMENT_DRAWS (4 a D update).
+DRAWS_PER_STEP = 1024
+AUGMENT_DRAWS = 512
 
 
 def steps_per_call(config: Config, start_step: int) -> int:
@@ -149,9 +156,17 @@ class ConditionalGAN(keras.Model):
         """What D is conditioned on for fakes of the classes `asked`: those, or with --number-code the numbers G drew."""
         return drawn_numbers(self.generator, noise, asked) if self.config.number_code else asked
 
-    def _d(self, images, labels):
+    def _d(self, images, labels, draw: int):
         """D's real/fake logits (b, 1), and its class heads (b, classes) by name: "class_logits" with an
-        auxiliary classifier, "twin_logits" with its twin; {} without."""
+        auxiliary classifier, "twin_logits" with its twin; {} without.
+
+        With --augment, D sees `images` moved (`cgan.augment`), by random numbers of
+        `draw`: each call of a step passes its own.
+        """
+        if self.config.augment:
+            uniform = self._random(keras.random.uniform, tf.random.stateless_uniform,
+                                   (tf.shape(images)[0], augment.RANDOMS), AUGMENT_DRAWS + draw)
+            images = augment.augment(images, uniform, self.config.augment)
         out = self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
                                  training=True)
         if not isinstance(out, dict):
@@ -214,8 +229,8 @@ class ConditionalGAN(keras.Model):
             return stateful(shape, seed=self.seed_generator, dtype="float32")
         context = tf.distribute.get_replica_context()
         replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
-        step = tf.cast(self.g_optimizer.iterations, tf.int32)
-        seed = tf.stack([tf.constant(self.config.seed, tf.int32), step * 64 + draw])
+        step = self.g_optimizer.iterations
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64) * DRAWS_PER_STEP + draw])
         batch = shape[0]
         every = stateless(tf.concat([[batch * replicas], shape[1:]], 0), seed=seed, dtype="float32")
         return every[replica * batch : (replica + 1) * batch]
@@ -270,13 +285,13 @@ class ConditionalGAN(keras.Model):
             fake_labels = self._fake_labels(noise, fake_asked)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
-            real_logits, real_heads = self._d(real, labels)  # (b, 1)
-            fake_logits, fake_heads = self._d(tf.cast(fake, real.dtype), fake_labels)
+            real_logits, real_heads = self._d(real, labels, draw=0)  # (b, 1)
+            fake_logits, fake_heads = self._d(tf.cast(fake, real.dtype), fake_labels, draw=1)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
             d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_heads, targets, fake_heads,
                                                          fake_labels, self._accuracies(real_logits, fake_logits))
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
-            d_loss, figures = self._with_r1(d_loss, real, labels, figures)
+            d_loss, figures = self._with_r1(d_loss, real, labels, figures, draw=2)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
@@ -292,19 +307,20 @@ class ConditionalGAN(keras.Model):
             noise = self._noise(batch, draw=2 * i)
             fake, fake_labels = tf.cast(self._g(noise, a), x.dtype), self._fake_labels(noise, a)
             with tf.GradientTape() as tape:
-                (real_logits, real_heads), (fake_logits, fake_heads) = self._d(x, y), self._d(fake, fake_labels)
+                real_logits, real_heads = self._d(x, y, draw=4 * i)
+                fake_logits, fake_heads = self._d(fake, fake_labels, draw=4 * i + 1)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
                 d_loss, _, _ = self._with_classes(d_loss, 0.0, real_heads, t, fake_heads, fake_labels, {})
                 if self.loss.critic:
-                    penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1)
+                    penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1, augment_draw=4 * i + 2)
                     d_loss += self.config.gp_weight * penalty
-                d_loss, r1_figures = self._with_r1(d_loss, x, y, {})
+                d_loss, r1_figures = self._with_r1(d_loss, x, y, {}, draw=4 * i + 3)
             self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_weights), d_weights))
         with tf.GradientTape() as tape:
             noise, fake_asked = self._noise(batch, draw=2 * steps), self._paired(a)
             fake = self._g(noise, fake_asked)
             fake_labels = self._fake_labels(noise, fake_asked)
-            g_logits, g_heads = self._d(tf.cast(fake, x.dtype), fake_labels)
+            g_logits, g_heads = self._d(tf.cast(fake, x.dtype), fake_labels, draw=4 * steps)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
             _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_heads, t, g_heads, fake_labels, {})
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
@@ -321,33 +337,37 @@ class ConditionalGAN(keras.Model):
         return {"d_acc_real": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
                 "d_acc_fake": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))}
 
-    def gradient_penalty(self, real, fake, labels, draw: int = 1):
+    def gradient_penalty(self, real, fake, labels, draw: int = 1, augment_draw: int = 2):
         """mean((||grad_x D(x_hat)||_2 - 1)^2) at x_hat = e x + (1 - e) G(z), one uniform e per image.
+
+        `draw` numbers the draw of e, `augment_draw` that of --augment's shifts (see `_d`).
 
         The norm is sqrt(sum of squares + 1e-12), so that its gradient stays finite
         where D's gradient is zero (the plain norm's gradient is 0/0 there).
         """
         e = tf.cast(self._random(keras.random.uniform, tf.random.stateless_uniform, (tf.shape(real)[0], 1, 1, 1), draw),
                     real.dtype)
-        norms = tf.sqrt(self._squared_input_gradients(e * real + (1 - e) * fake, labels) + 1e-12)
+        norms = tf.sqrt(self._squared_input_gradients(e * real + (1 - e) * fake, labels, augment_draw) + 1e-12)
         return losses.replica_mean(tf.square(norms - 1.0))
 
-    def _squared_input_gradients(self, images, labels):
-        """||grad_x D(x)||_2^2 (b,) float32 for each image x: what both gradient penalties are made of."""
+    def _squared_input_gradients(self, images, labels, draw: int):
+        """||grad_x D(x)||_2^2 (b,) float32 for each image x: what both gradient penalties are made of.
+
+        With --augment, the gradient at the image before it is moved (`_d`'s `draw`)."""
         with tf.GradientTape() as tape:
             tape.watch(images)
-            logits, _ = self._d(images, labels)
+            logits, _ = self._d(images, labels, draw)
         grads = tf.cast(tape.gradient(logits, images), tf.float32)
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
-    def _with_r1(self, d_loss, real, labels, figures):
-        """D's loss with the R1 penalty (if --r1-weight), and `figures` with the penalty."""
+    def _with_r1(self, d_loss, real, labels, figures, *, draw: int):
+        """D's loss with the R1 penalty (if --r1-weight; `draw` as in `_d`), and `figures` with the penalty."""
         if not self.config.r1_weight:
             return d_loss, figures
-        penalty = self.r1_penalty(real, labels)
+        penalty = self.r1_penalty(real, labels, draw=draw)
         return d_loss + self.config.r1_weight / 2 * penalty, {**figures, "r1_penalty": penalty}
 
-    def r1_penalty(self, real, labels):
+    def r1_penalty(self, real, labels, *, draw: int = 2):
         """mean(||grad_x D(x)||_2^2) over real images x: every fourth --minibatch-std group of the batch (or image).
 
         Its own D forward pass on those rows, so that the penalty's double backward
@@ -358,7 +378,7 @@ class ConditionalGAN(keras.Model):
         group = max(self.config.minibatch_std, 1)
         x, y = (tf.reshape(tf.reshape(t, tf.concat([[-1, group], tf.shape(t)[1:]], 0))[::4],
                            tf.concat([[-1], tf.shape(t)[1:]], 0)) for t in (real, labels))
-        return losses.replica_mean(self._squared_input_gradients(x, y))
+        return losses.replica_mean(self._squared_input_gradients(x, y, draw))
 
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.

@@ -51,10 +51,11 @@ def main() -> None:
     # sums where a tiny network's features barely vary (weights 1.7e-4 apart after 3 steps; 2.8e-6
     # with 1e-2 in place of 1e-8). Its groups split over replicas by `distribute.check_batch`.
     # R1 with the hinge loss (every fourth image, the same on one device); none with the critic, as
-    # --loss wgan-gp sets it.
+    # --loss wgan-gp sets it. --augment with the hinge loss: each replica moves its rows of the batch's images
+    # by the shifts one device draws for them.
     critic = loss == "wgan-gp"
     config = tiny_config(loss=loss, batch_size=32, critic_steps=2 if critic else 1, minibatch_std=0,
-                         r1_weight=0.0 if critic else 3.0)
+                         r1_weight=0.0 if critic else 3.0, augment=0.0 if critic else 1.0)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     two, figures_two = trained_weights(devices[:2], config, steps)
     one, figures_one = trained_weights(devices[:1], config, steps)

@@ -122,6 +122,8 @@ CASES = [
     ("lr-nan", [*TRAIN, "--g-lr", "nan"], USAGE, "--g-lr must be"),
     ("lr-absurd", [*TRAIN, "--d-lr", "1e9"], USAGE, "--d-lr must be"),
     ("ema-warmup-one", [*TRAIN, "--ema-warmup", "1"], USAGE, "--ema-warmup must be above 1"),
+    ("augment-above-one", [*TRAIN, "--augment", "1.5"], USAGE, "--augment is a share of the images, in [0, 1]"),
+    ("augment-nan", [*TRAIN, "--augment", "nan"], USAGE, "--augment is a share of the images, in [0, 1]"),
     ("ema-decay-above-one", [*TRAIN, "--ema-decay", "1.5"], USAGE, "--ema-decay must be"),
     ("beta-inf", [*TRAIN, "--beta-2", "inf"], USAGE, "--beta-2 must be"),
     ("save-interval-zero", [*TRAIN, "--save-interval", "0"], USAGE, "--save-interval must be"),

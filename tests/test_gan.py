@@ -32,6 +32,8 @@ VARIANTS = {
     "twin-classifier-g-class-norm-bf16": {"aux_weight": 0.5, "twin_classifier": True, "g_class_norm": True,
                                           "precision": "bfloat16"},
     "twin-classifier-two-d-steps": {"aux_weight": 0.5, "twin_classifier": True, "critic_steps": 2},
+    "augment-r1-bf16": {"augment": 1.0, "r1_weight": 1.0, "precision": "bfloat16"},
+    "augment-wgan-gp": {"augment": 0.5, "loss": "wgan-gp", "critic_steps": 2},
 }
 
 
@@ -130,6 +132,19 @@ def test_the_twin_classifier_learns_the_fakes_labels_and_g_is_pushed_against_it(
     plain = cgan_mnist.make_gan(tiny_config(aux_weight=0.5))
     _, g_plain, figures = plain._with_classes(1.0, 2.0, real_heads, labels, {"class_logits": right}, labels, {})
     assert "twin_class_loss" not in figures and float(g_plain) == pytest.approx(2.0 + 0.5 * figures["g_class_loss"])
+
+
+def test_with_augment_d_sees_the_images_moved_and_without_it_as_they_are(mnist_small):
+    images, labels = MNIST.load(mnist_small)
+    x, y = tf.constant(preprocess(images[:16])), tf.constant(labels[:16].reshape(-1, 1).astype("int32"))
+    plain = cgan_mnist.make_gan(tiny_config())
+    as_they_are = plain.discriminator({"image": x, "label": y}, training=True)  # tiny D: no classifier, one output
+    np.testing.assert_allclose(plain._d(x, y, draw=0)[0], as_they_are, rtol=1e-6)
+    moved = cgan_mnist.make_gan(tiny_config(augment=1.0))
+    moved.discriminator.set_weights(plain.discriminator.get_weights())
+    logits = moved._d(x, y, draw=0)[0].numpy()
+    # Up to 4 pixels each way, 81 shifts: a few of 16 images may draw (0, 0) and keep their logit.
+    assert (np.abs(logits - as_they_are.numpy()) > 1e-4).sum() >= 8
 
 
 def test_class_norms_start_as_plain_batch_norms_and_then_let_the_label_act_at_every_stage():
