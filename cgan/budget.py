@@ -30,11 +30,12 @@ DUMPS_PER_RUN, DUMP_GAP_S = 16, 15
 STEPS_PER_CALL, SHORT, LONG, ROUNDS = 10, 10, 40, 3
 MIN_MINUTES, MAX_MINUTES = 0.5, 10_000
 # Below this many steps of the default batch (the default run's length), smaller batches. With the
-# R1 default, for the same images, batch 64 was nearer the data at every budget measured: 1,770
-# steps of 128 gave FD 1.90x / 4.31x real, 3,500 of 64 1.74x / 1.68x; 2,650 of 128 1.67x / 2.28x,
-# 5,300 of 64 1.51x / 1.11x; 3,570 of 128 1.45x / 1.29x and 1.26x / 1.38x (seeds 0, 1), 7,140 of 64
-# 1.20x / 1.00x and 1.28x / 1.20x (docs/experiments.md, "`--minutes` timed on real batches").
-SHORT_RUN_STEPS, SHORT_RUN_BATCH = 3_570, 64
+# R1 default of 2026-11-30, for the same images, batch 64 was nearer the data at every budget
+# measured: 1,770 steps of 128 gave FD 1.90x / 4.31x real, 3,500 of 64 1.74x / 1.68x; 2,650 of 128
+# 1.67x / 2.28x, 5,300 of 64 1.51x / 1.11x; 3,570 of 128 1.45x / 1.29x and 1.26x / 1.38x (seeds 0,
+# 1), 7,140 of 64 1.20x / 1.00x and 1.28x / 1.20x (docs/experiments.md, "`--minutes` timed on real
+# batches").
+SHORT_RUN_STEPS, SHORT_RUN_BATCH = Config.train_steps, 64
 
 
 def step_seconds(config: Config, networks, dataset, batches=None) -> tuple[float, float]:

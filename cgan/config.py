@@ -55,9 +55,9 @@ class Config:
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
                             "most 49 (below50)", flag=False, choices=CONDITIONS)
-    train_steps: int = _field(3_570, "training steps, each one generator update (and --critic-steps of D)")
+    train_steps: int = _field(3_510, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
-    latent_dim: int = _field(128, "noise dimensions")
+    latent_dim: int = _field(256, "noise dimensions")
     g_width: int = _field(48, "generator channels at 14x14 (twice that at 7x7)")
     g_extra_convs: int = _field(1, "3x3 convolutions (BatchNorm, ReLU) at the generator's 14x14 stage")
     g_top_width: int = _field(0, "generator channels at the image's full size (28x28), drawn by the last transposed "
@@ -93,7 +93,7 @@ class Config:
                             "(DiffAugment's translation, Zhao et al., 2020), so D cannot learn the training images "
                             "pixel for pixel; 0: none")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
-    aux_weight: float = _field(0.5, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
+    aux_weight: float = _field(0.25, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
                                "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
                                "0: none")
     twin_classifier: bool = _field(False, "with --aux-weight: a twin classifier on the discriminator's features "

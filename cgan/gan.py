@@ -69,7 +69,8 @@ class ConditionalGAN(keras.Model):
     fakes it reads as theirs; with `twin_classifier` a twin head learns the fakes' labels and G is
     pushed against it), `mode_seeking` (fakes drawn in pairs of one label,
     G pushed to make each pair differ as its noises do) and `r1_weight` (D's gradient
-    at real images penalised, on every fourth group of them).
+    at real images penalised, on every fourth group of them). With `augment`, D sees
+    a share of its images, real and fake alike, moved by a few pixels (`cgan.augment`).
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
     weights: it draws cleaner digits than the raw generator and is what gets

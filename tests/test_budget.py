@@ -41,7 +41,7 @@ def test_a_dump_interval_or_average_asked_for_stays():
 
 @pytest.mark.parametrize("seconds_of_128, batch, steps", [
     (0.175, 64, 1610),  # one core of the AVX-512 EPYC in float32: 800 steps of 128 are too few
-    (0.078, 64, 3610),  # 1,800 steps of 128, short of the default run's 3,570: still too few
+    (0.078, 64, 3610),  # 1,800 steps of 128, short of the default run's 3,510: still too few
     (0.035, 128, 4020),  # enough steps of the default batch
 ])
 def test_a_short_run_takes_smaller_batches(monkeypatch, capsys, seconds_of_128, batch, steps):
