@@ -37,8 +37,11 @@ FLAGS = ["--distribute", "--limit", "512", "--batch-size", "16", "--g-width", "1
 # Two workers sum their gradients in another order than one process, and Adam's normalised steps
 # (beta_1 0) turn that rounding into weight differences that grow with the steps: 4e-7 after 3 steps
 # (tests/replicas_check.py), 6.5e-4 after these 60, for weights that moved by 0.99; the digits drawn
-# differ by at most 1 grey level of 255 (measured 2026-11-29, AMD EPYC with AVX-512).
+# differ by at most 1 grey level of 255 (measured 2026-11-29, AMD EPYC with AVX-512). At the default of
+# 2026-12-01 (the classifier at 0.25) and its random numbers: 1.3e-3, one pixel of 78,400 3 grey levels
+# apart, and the logged D losses 0.9% apart at step 57, equal to 1e-3 in the first half of the run.
 TOLERANCE = 2e-3
+GREY_LEVELS = 3
 # A worker killed mid-run is found by TensorFlow's health checks (cgan.distribute): 5 s apart, 2 tries.
 LOST_WITHIN_S = 60
 
@@ -111,11 +114,13 @@ def test_two_workers_train_the_generator_one_process_does(runs):
     labels = list(range(10)) * 10
     drawn = [cgan_mnist.generate(cgan_mnist.load_generator(runs[name] / "cgan_mnist.h5"), labels, seed=0).astype(int)
              for name in ("two", "one")]
-    assert np.abs(drawn[0] - drawn[1]).max() <= 2
+    assert np.abs(drawn[0] - drawn[1]).max() <= GREY_LEVELS
     steps = read_losses(runs["two"])["step"]
     assert list(steps) == list(range(1, STEPS + 1))  # each step once, though two processes trained it
     logged_two, logged_one = read_losses(runs["two"]), read_losses(runs["one"])
-    np.testing.assert_allclose(logged_two["d_loss"], logged_one["d_loss"], rtol=1e-3, atol=1e-3)
+    half = STEPS // 2  # the rounding grows with the steps: equal while it is small, near by the end
+    np.testing.assert_allclose(logged_two["d_loss"][:half], logged_one["d_loss"][:half], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(logged_two["d_loss"], logged_one["d_loss"], rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.slow
