@@ -9,8 +9,9 @@ AVX2-only one. The learning rates decay over the steps chosen (the schedule is m
 steps, for 8,000) and the grids, checkpoints and loss curves come 16 times a run (at most one
 every 15 seconds), unless the flags set them. Where fewer than `SHORT_RUN_STEPS` steps of the
 default batch fit, the run takes batches of `SHORT_RUN_BATCH` instead (timed too), about twice
-as many steps for the same images: a short run learns more from more, smaller steps (docs/experiments.md, "`--minutes` on
-a slow CPU"). `run.json` records the plan, so `--resume` finishes it rather than planning again.
+as many steps for the same images: a short run learns more from more, smaller steps
+(docs/experiments.md, "`--minutes` on a slow CPU"). `run.json` records the plan, so `--resume`
+finishes it rather than planning again.
 """
 
 from __future__ import annotations
