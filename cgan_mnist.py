@@ -133,7 +133,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
 def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std: int = 0,
                         num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
-                        auxiliary_classes: int | None = None, twin: bool = False,
+                        auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
                         dtype: str | None = None) -> keras.Model:
     """D(image, label) -> one real/fake logit (float32), with a projection head.
 
@@ -151,6 +151,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     `auxiliary_classes` classes if given (the numbers of pairs, for `--aux-target number`).
     `twin` adds a third, `twin_logits`, the same head again: TAC-GAN's twin classifier
     (Gong et al., 2019), which learns the labels of fakes, for `--twin-classifier`.
+    `features` adds `features`, h itself, for G's feature matching (`--feature-matching`).
     """
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
@@ -174,15 +175,16 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
     logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
+    outputs = {"logit": logit}
     if auxiliary:
         class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
-        class_logits = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
-        outputs = {"logit": logit, "class_logits": class_logits}
+        outputs["class_logits"] = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
         if twin:
             twin_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="twin_classifier")(h)
             outputs["twin_logits"] = layers.Activation("linear", dtype="float32", name="twin_logits")(twin_logits)
-        return keras.Model(inputs, outputs, name="discriminator")
-    return keras.Model(inputs, logit, name="discriminator")
+    if features:
+        outputs["features"] = layers.Activation("linear", dtype="float32", name="features")(h)
+    return keras.Model(inputs, outputs if len(outputs) > 1 else logit, name="discriminator")
 
 
 def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
@@ -214,7 +216,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
                                minibatch_std=config.minibatch_std, num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
-                               twin=config.twin_classifier, dtype=dtype)
+                               twin=config.twin_classifier, features=config.feature_matching > 0, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

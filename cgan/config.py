@@ -28,11 +28,11 @@ LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_
 UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # A dataset's own recipe, taken unless the user sets the field: clothes need the capacity and the
 # steps the digits could give up (docs/experiments.md, "Harder data"), and the 64 noise numbers, no
-# spread channel, R1 at weight 1, no auxiliary classifier and G's faster rate that models/fashion.h5
+# spread channel, R1 at weight 1, no auxiliary classifier, no feature matching and G's faster rate that models/fashion.h5
 # was trained with (with D's rate and the weight average of the digits).
 # Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0, "train_steps": 16000, "g_lr": 1.2e-3,
-                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0}}
+                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "feature_matching": 0.0}}
 
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
@@ -110,6 +110,9 @@ class Config:
                                "number generator inside")
     mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
                                  "of one label differ as their noises differ, against mode collapse; 0: none")
+    feature_matching: float = _field(0.1, "weight of G's feature matching term (Salimans et al., 2016), class by class: "
+                                     "the distance between the means of the discriminator's last features over the "
+                                     "batch's real images and over its fakes of each class, which G shrinks; 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, timed "
                             "once per machine and model size and cached", choices=PRECISIONS)
@@ -141,8 +144,9 @@ class Config:
             raise UserError(f"--r1-weight must be between 0 and 1e6, got {self.r1_weight}")
         if not 0 <= self.augment <= 1:
             raise UserError(f"--augment is a share of the images, in [0, 1], got {self.augment}")
-        if not (math.isfinite(self.mode_seeking) and 0 <= self.mode_seeking <= 100):
-            raise UserError(f"--mode-seeking must be between 0 and 100, got {self.mode_seeking}")
+        for name in ("mode_seeking", "feature_matching"):
+            if not (math.isfinite(getattr(self, name)) and 0 <= getattr(self, name) <= 100):
+                raise UserError(f"{flag(name)} must be between 0 and 100, got {getattr(self, name)}")
         if self.minibatch_std and self.batch_size % self.minibatch_std:
             raise UserError(f"--minibatch-std {self.minibatch_std} must divide --batch-size {self.batch_size} "
                             "(its groups are of equal size; --minibatch-std 0: none)")
@@ -178,7 +182,8 @@ class Config:
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
                    "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
-                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0, "augment": 0.0}
+                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0, "augment": 0.0,
+                   "feature_matching": 0.0}
 
 
 def compute_policy(precision: str) -> str:

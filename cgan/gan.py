@@ -47,6 +47,8 @@ class Networks:
 DRAWS_PER_STEP = 1024
 AUGMENT_DRAWS = 512
 
+FEATURE_GAP = "feature_gap"  # the figure of the feature matching term
+
 
 def steps_per_call(config: Config, start_step: int) -> int:
     """The most steps per compiled call (up to 10) that keeps every dump, and the last step, on a call boundary."""
@@ -64,12 +66,14 @@ class ConditionalGAN(keras.Model):
     D), which saves the second generator pass of alternating updates. With
     `critic_steps` above one, or a Wasserstein critic, the step first updates D
     `critic_steps` times, each on its own real batch and fresh fakes, then G once.
-    Unconditional networks (no `label` input) get no labels. Three optional terms:
+    Unconditional networks (no `label` input) get no labels. Four optional terms:
     `aux_weight` (D has a class head that learns real labels, G is pushed towards
     fakes it reads as theirs; with `twin_classifier` a twin head learns the fakes' labels and G is
     pushed against it), `mode_seeking` (fakes drawn in pairs of one label,
-    G pushed to make each pair differ as its noises do) and `r1_weight` (D's gradient
-    at real images penalised, on every fourth group of them). With `augment`, D sees
+    G pushed to make each pair differ as its noises do), `feature_matching` (G pushed to
+    bring each class's mean of D's last features over the fakes to the real images')
+    and `r1_weight` (D's gradient at real images penalised, on every fourth group of
+    them). With `augment`, D sees
     a share of its images, real and fake alike, moved by a few pixels (`cgan.augment`).
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
@@ -141,7 +145,8 @@ class ConditionalGAN(keras.Model):
         """What each step reports, in the order of `step_history`'s columns."""
         return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
                 + ((losses.TWIN_FIGURE,) if self.config.twin_classifier else ())
-                + (("mode_ratio",) if self.config.mode_seeking else ()) + (("r1_penalty",) if self.config.r1_weight else ()))
+                + (("mode_ratio",) if self.config.mode_seeking else ()) + (("r1_penalty",) if self.config.r1_weight else ())
+                + ((FEATURE_GAP,) if self.config.feature_matching else ()))
 
     @property
     def metrics(self):
@@ -274,9 +279,26 @@ class ConditionalGAN(keras.Model):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return figures
-        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, losses.TWIN_FIGURE)
+        summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, losses.TWIN_FIGURE,
+                  FEATURE_GAP)
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
+
+    def _with_feature_matching(self, g_loss, real_heads, real_labels, fake_heads, fake_labels, figures):
+        """G's loss with the feature matching term (if --feature-matching), and `figures` with its value.
+
+        Its classes are what D is conditioned on: labels, or numbers with --number-code; one class without.
+        """
+        if not self.config.feature_matching:
+            return g_loss, figures
+        real, fake = real_heads["features"], fake_heads["features"]
+        if self.conditional:
+            classes = self.discriminator.get_layer("class_projection").units
+        else:
+            classes = 1
+            real_labels, fake_labels = (tf.zeros((tf.shape(t)[0], 1), tf.int32) for t in (real, fake))
+        gap = losses.feature_matching(real, real_labels, fake, fake_labels, classes)
+        return g_loss + self.config.feature_matching * gap, {**figures, FEATURE_GAP: gap}
 
     def _joint_step(self, real, labels, targets, asked):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
@@ -292,6 +314,7 @@ class ConditionalGAN(keras.Model):
             d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_heads, targets, fake_heads,
                                                          fake_labels, self._accuracies(real_logits, fake_logits))
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
+            g_loss, figures = self._with_feature_matching(g_loss, real_heads, labels, fake_heads, fake_labels, figures)
             d_loss, figures = self._with_r1(d_loss, real, labels, figures, draw=2)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
@@ -325,6 +348,9 @@ class ConditionalGAN(keras.Model):
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
             _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_heads, t, g_heads, fake_labels, {})
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
+            # the real images' features from D's last update (constants to G)
+            g_loss, class_figures = self._with_feature_matching(g_loss, real_heads, y, g_heads, fake_labels,
+                                                                class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
         # D's figures are those of its last update
         figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures, **r1_figures}

@@ -26,6 +26,34 @@ def replica_mean(x):
     return mean if replicas == 1 else mean / replicas
 
 
+def feature_matching(real_features, real_classes, fake_features, fake_classes, classes: int):
+    """G's feature matching term (Salimans et al., 2016), class by class.
+
+    The mean, over the classes that both the real and the fake images of the batch
+    have, of the L2 distance between their mean features (b, n) of that class;
+    `real_classes` and `fake_classes` are (b, 1) ints below `classes`. The real
+    features are constants to G. Under a distribution strategy the class means are
+    the global batch's (sums and counts all-reduced, which passes the gradient on) and
+    the term is divided by the number of replicas, as `replica_mean` divides.
+    """
+    def sums(features, labels):
+        one_hot = tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), classes, dtype=tf.float32)
+        return tf.matmul(one_hot, tf.cast(features, tf.float32), transpose_a=True), tf.reduce_sum(one_hot, 0)
+
+    (real_sums, real_counts), (fake_sums, fake_counts) = (sums(tf.stop_gradient(real_features), real_classes),
+                                                          sums(fake_features, fake_classes))
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas > 1:
+        real_sums, real_counts, fake_sums, fake_counts = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [real_sums, real_counts, fake_sums, fake_counts])
+    real_means = real_sums / tf.maximum(real_counts, 1.0)[:, None]
+    fake_means = fake_sums / tf.maximum(fake_counts, 1.0)[:, None]
+    both = tf.cast((real_counts > 0) & (fake_counts > 0), tf.float32)
+    gaps = tf.sqrt(tf.reduce_sum(tf.square(real_means - fake_means), 1) + 1e-8)  # + 1e-8: a finite gradient at 0
+    return tf.reduce_sum(gaps * both) / tf.maximum(tf.reduce_sum(both), 1.0) / replicas
+
+
 def hinge_losses(real_logits, fake_logits):
     """(D loss, G loss) of the hinge objective.
 

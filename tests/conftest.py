@@ -68,7 +68,8 @@ needs_fashion = needs_system_package(FASHION_DIR.is_dir(), "dataset-fashion-mnis
 
 
 # Tiny networks: the tests check behaviour, not sample quality.
-TINY = dict(latent_dim=8, g_width=8, d_width=8, batch_size=16, aux_weight=0.0)  # the auxiliary head where a test asks
+# The auxiliary head and feature matching where a test asks.
+TINY = dict(latent_dim=8, g_width=8, d_width=8, batch_size=16, aux_weight=0.0, feature_matching=0.0)
 
 
 def tiny_config(**overrides) -> Config:

@@ -52,10 +52,11 @@ def main() -> None:
     # with 1e-2 in place of 1e-8). Its groups split over replicas by `distribute.check_batch`.
     # R1 with the hinge loss (every fourth image, the same on one device); none with the critic, as
     # --loss wgan-gp sets it. --augment with the hinge loss: each replica moves its rows of the batch's images
-    # by the shifts one device draws for them.
+    # by the shifts one device draws for them. Feature matching with both: each replica's class means
+    # are the global batch's.
     critic = loss == "wgan-gp"
     config = tiny_config(loss=loss, batch_size=32, critic_steps=2 if critic else 1, minibatch_std=0,
-                         r1_weight=0.0 if critic else 3.0, augment=0.0 if critic else 1.0)
+                         r1_weight=0.0 if critic else 3.0, augment=0.0 if critic else 1.0, feature_matching=0.1)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     two, figures_two = trained_weights(devices[:2], config, steps)
     one, figures_one = trained_weights(devices[:1], config, steps)

@@ -136,6 +136,7 @@ CASES = [
     ("twin-number-target", [*TRAIN, "--dataset", "pairs", "--aux-target", "number", "--twin-classifier"], USAGE,
      "does not go with --aux-target number"),
     ("mode-seeking-negative", [*TRAIN, "--mode-seeking", "-1"], USAGE, "--mode-seeking must be"),
+    ("feature-matching-negative", [*TRAIN, "--feature-matching", "-1"], USAGE, "--feature-matching must be"),
     ("loss-unknown", [*TRAIN, "--loss", "l2"], USAGE, "invalid choice"),
     ("precision-unknown", [*TRAIN, "--precision", "float16"], USAGE, "invalid choice"),
     ("limit-zero", [*TRAIN, "--limit", "0"], USAGE, "--limit must be"),

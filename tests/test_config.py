@@ -87,7 +87,8 @@ def test_a_run_file_from_before_a_field_existed_gets_what_it_trained_with():
                                           ("critic_steps", 0), ("gp_weight", -1.0),
                                           ("aux_weight", -1.0), ("mode_seeking", float("inf")),
                                           ("minibatch_std", 3), ("minibatch_std", -1), ("r1_weight", -1.0),
-                                          ("r1_weight", float("nan"))])
+                                          ("r1_weight", float("nan")), ("feature_matching", -0.1),
+                                          ("feature_matching", float("nan"))])
 def test_validate_names_the_flag(field, value):
     with pytest.raises(UserError, match=config.flag(field)):
         dataclasses.replace(Config(), **{field: value}).validate()

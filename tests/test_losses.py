@@ -9,7 +9,8 @@ from conftest import tiny_config
 import cgan_mnist
 from cgan.backend import keras, tf
 from cgan.gan import ConditionalGAN, adam
-from cgan.losses import LOSSES, bce_losses, class_loss, class_set_loss, hinge_losses, wasserstein_losses
+from cgan.losses import (LOSSES, bce_losses, class_loss, class_set_loss, feature_matching, hinge_losses,
+                         wasserstein_losses)
 
 
 def test_hinge_losses_give_the_generator_a_gradient_from_every_fake():
@@ -83,3 +84,21 @@ def test_the_class_set_loss_is_minus_the_log_of_the_probability_on_the_labels_cl
     # a classifier sure of a class of the other label costs a lot, finitely
     sure = np.array([[-50.0, -50.0, 50.0]], np.float32)
     assert 90 < float(class_set_loss(sure, np.array([[0]]), members)) < 110
+
+
+def test_feature_matching_is_the_mean_distance_between_class_means_of_classes_both_batches_have():
+    # class 0: real mean (2, 0), fake (2, 2): 2 apart; class 2: real (0, 0), fake (3, 4): 5 apart;
+    # class 1 has only real images and class 3 only a fake: neither counts.
+    real = tf.constant([[1.0, 0.0], [3.0, 0.0], [7.0, 7.0], [0.0, 0.0]])
+    real_classes = tf.constant([[0], [0], [1], [2]])
+    fake = tf.Variable([[2.0, 2.0], [3.0, 4.0], [9.0, 9.0]])
+    fake_classes = tf.constant([[0], [2], [3]])
+    with tf.GradientTape() as tape:
+        gap = feature_matching(real, real_classes, fake, fake_classes, classes=4)
+    assert float(gap) == pytest.approx(3.5, rel=1e-6)
+    # G's gradient reaches the fakes of the classes that count, as unit vectors away from the real means / 2
+    np.testing.assert_allclose(tape.gradient(gap, fake), [[0.0, 0.5], [0.3, 0.4], [0.0, 0.0]], atol=1e-6)
+    real_variable = tf.Variable(real)
+    with tf.GradientTape() as tape:
+        gap = feature_matching(real_variable, real_classes, fake, fake_classes, classes=4)
+    assert tape.gradient(gap, real_variable) is None  # the real features are constants to G
