@@ -85,7 +85,7 @@ def training_rate(config: Config, *, limit: int | None, warmup: int, steps: int)
 def classic_runner(config: Config, images, labels):
     """(run(n), learned()): n steps of the classic loop; whether each network's weights have moved."""
     keras.utils.set_random_seed(config.seed)
-    config = dataclasses.replace(config, aux_weight=0.0)  # the classic loop has no auxiliary classifier
+    config = dataclasses.replace(config, aux_weight=0.0, feature_matching=0.0)  # the classic loop has neither
     discriminator = cgan_mnist.config_discriminator(config, dtype="float32")  # D first, as training builds them
     generator = cgan_mnist.config_generator(config, dtype="float32")
     discriminator.compile(optimizer=adam(config, config.d_lr),
