@@ -28,8 +28,8 @@ LOSS_DEFAULTS = {"wgan-gp": {"g_lr": 1e-4, "d_lr": 1e-4, "beta_1": 0.5, "critic_
 UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # A dataset's own recipe, taken unless the user sets the field: clothes need the capacity and the
 # steps the digits could give up (docs/experiments.md, "Harder data"), and the 64 noise numbers, no
-# spread channel, R1 at weight 1, no auxiliary classifier, no feature matching and G's faster rate that models/fashion.h5
-# was trained with (with D's rate and the weight average of the digits).
+# spread channel, R1 at weight 1, no auxiliary classifier, no feature matching and G's faster rate
+# that models/fashion.h5 was trained with (with D's rate and the weight average of the digits).
 # Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0, "train_steps": 16000, "g_lr": 1.2e-3,
                                 "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "feature_matching": 0.0}}

@@ -3,9 +3,9 @@
 Only the layers that multiply (Dense, Conv2D, Conv2DTranspose) are counted, a multiply-add
 being two operations; normalisation, activations, the optimizers' updates and G's feature
 matching term (class sums of D's features: 0.2% of a default step) are a few operations per
-value and well under 1% of a step here. A layer's backward pass costs its
-forward operations once for the weights' gradients and once more for its input's gradient
-(not needed by the first layer of a network whose input is data).
+value and well under 1% of a step here. A layer's backward pass costs its forward operations
+once for the weights' gradients and once more for its input's gradient (not needed by the
+first layer of a network whose input is data).
 
 What a step runs (`cgan.gan.ConditionalGAN.train_step`), per image of the batch:
 - the joint step (one D update, no critic): G forward and backward, D forward and backward

@@ -73,8 +73,8 @@ class ConditionalGAN(keras.Model):
     G pushed to make each pair differ as its noises do), `feature_matching` (G pushed to
     bring each class's mean of D's last features over the fakes to the real images')
     and `r1_weight` (D's gradient at real images penalised, on every fourth group of
-    them). With `augment`, D sees
-    a share of its images, real and fake alike, moved by a few pixels (`cgan.augment`).
+    them). With `augment`, D sees a share of its images, real and fake alike, moved by a
+    few pixels (`cgan.augment`).
 
     Also keeps `ema_generator`, an exponential moving average of the generator's
     weights: it draws cleaner digits than the raw generator and is what gets
