@@ -18,10 +18,15 @@ from typing import Callable
 from cgan.backend import tf
 
 
+def _replicas():
+    """The replica context (None in a cross-replica context) and the number of replicas in sync."""
+    context = tf.distribute.get_replica_context()
+    return context, context.num_replicas_in_sync if context is not None else 1
+
+
 def replica_mean(x):
     """Mean over this replica's batch, scaled so that the sum over replicas is the global mean."""
-    context = tf.distribute.get_replica_context()  # None in a cross-replica context
-    replicas = context.num_replicas_in_sync if context is not None else 1
+    _, replicas = _replicas()
     mean = tf.reduce_mean(x)
     return mean if replicas == 1 else mean / replicas
 
@@ -42,8 +47,7 @@ def feature_matching(real_features, real_classes, fake_features, fake_classes, c
 
     (real_sums, real_counts), (fake_sums, fake_counts) = (sums(tf.stop_gradient(real_features), real_classes),
                                                           sums(fake_features, fake_classes))
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
+    context, replicas = _replicas()
     if replicas > 1:
         real_sums, real_counts, fake_sums, fake_counts = context.all_reduce(
             tf.distribute.ReduceOp.SUM, [real_sums, real_counts, fake_sums, fake_counts])
