@@ -67,7 +67,7 @@ def test_saving_over_a_model_replaces_it_whole_or_not_at_all(tmp_path, tiny_gene
 
 def test_shipped_model_loads_and_draws():
     g = load_generator(ROOT / "cgan_mnist.h5")
-    assert (latent_dim(g), class_count(g), image_size(g)) == (64, 10, (28, 28))
+    assert (latent_dim(g), class_count(g), image_size(g)) == (256, 10, (28, 28))
     images = generate(g, [6] * 4, seed=0)
     assert images.shape == (4, 28, 28)
     assert 20 < images.mean() < 120  # dark background, a bright stroke: not blank, not noise
