@@ -223,8 +223,8 @@ def test_the_download_is_the_picture_shown(opened, shipped_url, tmp_path):
 @pytest.mark.timed
 def test_slider_redraws_are_fast(opened, shipped_url, shipped_url_one_thread):
     # The machine's pace: the bare model for 10 images on one thread, measured here and now, just
-    # before each round. The 30 ms aim was met where that took 21.2 ms; on a slower machine the
-    # limit scales with it.
+    # before each round. The 30 ms aim was met where that would take 6.4 ms (web_speed.AIM_MODEL_MS);
+    # on a slower machine the limit scales with it.
     plain, _, _ = opened(shipped_url_one_thread + "#seed=7")
     assert plain.evaluate("() => window.cganDemo.state.threads") == 1
     page, _, _ = opened(shipped_url + "#seed=7")
