@@ -40,7 +40,7 @@ from cgan import config as config_flags
 from cgan import budget, diagrams, images, morphs, training
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
-from cgan.config import Config, data_of
+from cgan.config import Config, data_of, output_dtype
 from cgan.data import MNIST, PAIRS_BELOW50, PAIRS_NUMBER, Dataset, dataset_of
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.files import check_file, check_folder
@@ -68,7 +68,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
                     dtype: str | None = None, synchronized: bool = False, name: str = "generator") -> keras.Model:
-    """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy.
+    """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
     convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
@@ -126,7 +126,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
         x = layers.Conv2D(image_shape[-1], 3, padding="same", dtype=dtype)(x)
     else:
         x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same", dtype=dtype)(x)  # 28x28x1 (h x w x 1)
-    image = layers.Activation("tanh", dtype="float32", name="image")(x)
+    image = layers.Activation("tanh", dtype=output_dtype(dtype), name="image")(x)
     return keras.Model(inputs, image, name=name)
 
 
@@ -135,7 +135,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
                         dtype: str | None = None) -> keras.Model:
-    """D(image, label) -> one real/fake logit (float32), with a projection head.
+    """D(image, label) -> one real/fake logit (float32; float64 under that policy), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
     `extra_convs` 3x3 convolutions follow, after a channel of the batch's spread
@@ -174,16 +174,16 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot", dtype=dtype)(label)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
-    logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
+    logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
     if auxiliary:
         class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
-        outputs["class_logits"] = layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
+        outputs["class_logits"] = layers.Activation("linear", dtype=output_dtype(dtype), name="class_logits")(class_logits)
         if twin:
             twin_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="twin_classifier")(h)
-            outputs["twin_logits"] = layers.Activation("linear", dtype="float32", name="twin_logits")(twin_logits)
+            outputs["twin_logits"] = layers.Activation("linear", dtype=output_dtype(dtype), name="twin_logits")(twin_logits)
     if features:
-        outputs["features"] = layers.Activation("linear", dtype="float32", name="features")(h)
+        outputs["features"] = layers.Activation("linear", dtype=output_dtype(dtype), name="features")(h)
     return keras.Model(inputs, outputs if len(outputs) > 1 else logit, name="discriminator")
 
 

@@ -15,9 +15,13 @@ import math
 from cgan.data import CONDITIONS, DATASET_NAMES, dataset_named
 from cgan.errors import UserError
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-# The Keras dtype policy of each precision that trains; "auto" is first resolved to one (cgan.precision.resolve).
+PRECISIONS = ("auto", "float32", "bfloat16", "float64")
+# The Keras dtype policy of each precision that trains fast; "auto" is first resolved to one (cgan.precision.resolve).
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# float64 is for checking that two ways of training compute the same thing: there float rounding
+# (about 1e-16) stays far below what a slip in the computation changes, however much a GAN's steps
+# magnify it (tests/test_distribute.py). Never timed by --precision auto.
+CHECK_POLICIES = {"float64": "float64"}
 LOSSES = ("hinge", "bce", "wgan-gp")  # cgan.losses.LOSSES defines them
 AUX_TARGETS = ("label", "number")
 # Defaults that depend on the loss, taken unless the user sets the field: the WGAN-GP paper's
@@ -115,7 +119,8 @@ class Config:
                                      "batch's real images and over its fakes of each class, which G shrinks; 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, timed "
-                            "once per machine and model size and cached", choices=PRECISIONS)
+                            "once per machine and model size and cached; float64: several times slower, for "
+                            "checking that two runs compute the same thing", choices=PRECISIONS)
     seed: int = _field(0, "random seed", flag=False)  # the script's --seed, whose default differs for sampling
 
     def validate(self) -> None:
@@ -176,7 +181,7 @@ class Config:
                                 "D on numbers itself")
         dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
-            raise UserError(f"--precision must be auto, float32 or bfloat16, got {self.precision!r}")
+            raise UserError(f"--precision must be auto, float32, bfloat16 or float64, got {self.precision!r}")
 
 
 # Fields added after run.json existed, with the value that runs written before them trained with.
@@ -187,10 +192,16 @@ FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_t
 
 
 def compute_policy(precision: str) -> str:
-    """The Keras dtype policy of a resolved precision ("float32" or "bfloat16")."""
-    if precision not in POLICIES:
+    """The Keras dtype policy of a resolved precision ("float32", "bfloat16" or "float64")."""
+    policies = {**POLICIES, **CHECK_POLICIES}
+    if precision not in policies:
         raise ValueError(f"precision {precision!r} has no policy; resolve 'auto' first (cgan.precision.resolve)")
-    return POLICIES[precision]
+    return policies[precision]
+
+
+def output_dtype(policy: str | None) -> str:
+    """The dtype of the networks' outputs and losses: float32 under every policy but float64's."""
+    return "float64" if policy == "float64" else "float32"
 
 
 def data_of(config: Config):

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from cgan.backend import keras, tf
-from cgan.config import Config, compute_policy, data_of
+from cgan.config import Config, compute_policy, data_of, output_dtype
 from cgan import augment, distribute, losses
 from cgan.layers import drawn_numbers
 from cgan.losses import LOSSES, Loss
@@ -243,6 +243,7 @@ class ConditionalGAN(keras.Model):
 
     def train_step(self, data):
         real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
+        real = tf.cast(real, self.generator.outputs[0].dtype)  # float32, but float64 in a float64 run
         # labels: what D is conditioned on for the real images; targets: what its classifier learns of
         # them; asked: the classes G draws fakes of.
         targets = asked = labels
@@ -355,7 +356,7 @@ class ConditionalGAN(keras.Model):
         # D's figures are those of its last update
         figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures, **r1_figures}
         if self.loss.critic:
-            wasserstein = tf.reduce_mean(tf.cast(real_logits, tf.float32)) - tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+            wasserstein = tf.reduce_mean(losses.wide(real_logits)) - tf.reduce_mean(losses.wide(fake_logits))
             return {**figures, "wasserstein": wasserstein, "gradient_penalty": penalty}
         return {**figures, **self._accuracies(real_logits, fake_logits)}
 
@@ -378,13 +379,14 @@ class ConditionalGAN(keras.Model):
         return losses.replica_mean(tf.square(norms - 1.0))
 
     def _squared_input_gradients(self, images, labels, draw: int):
-        """||grad_x D(x)||_2^2 (b,) float32 for each image x: what both gradient penalties are made of.
+        """||grad_x D(x)||_2^2 (b,) float32 (float64 in a float64 run) for each image x: what both gradient penalties
+        are made of.
 
         With --augment, the gradient at the image before it is moved (`_d`'s `draw`)."""
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits, _ = self._d(images, labels, draw)
-        grads = tf.cast(tape.gradient(logits, images), tf.float32)
+        grads = losses.wide(tape.gradient(logits, images))
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
     def _with_r1(self, d_loss, real, labels, figures, *, draw: int):
@@ -399,18 +401,27 @@ class ConditionalGAN(keras.Model):
 
         Its own D forward pass on those rows, so that the penalty's double backward
         pass costs a quarter of what it would on the whole batch. Every fourth group
-        rather than the first quarter: the same images whether one device takes the
-        batch or replicas take their slices of it (each slice a multiple of 4 groups).
+        of the global batch, whether one device takes it or replicas take their slices
+        of it in order (`cgan.distribute.replica_rows`): each replica picks the groups
+        of its slice that are fourth groups of the whole, and divides its sum by the
+        whole's count, so that the replicas' terms add up to one device's mean.
         """
         group = max(self.config.minibatch_std, 1)
-        x, y = (tf.reshape(tf.reshape(t, tf.concat([[-1, group], tf.shape(t)[1:]], 0))[::4],
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        replica = context.replica_id_in_sync_group if replicas > 1 else 0
+        groups = tf.shape(real)[0] // group  # this replica's
+        picked = tf.range((-replica * groups) % 4, groups, 4)  # its groups that are fourth groups of the whole
+        x, y = (tf.reshape(tf.gather(tf.reshape(t, tf.concat([[groups, group], tf.shape(t)[1:]], 0)), picked),
                            tf.concat([[-1], tf.shape(t)[1:]], 0)) for t in (real, labels))
-        return losses.replica_mean(self._squared_input_gradients(x, y, draw))
+        squares = self._squared_input_gradients(x, y, draw)
+        return tf.reduce_sum(squares) / tf.cast((groups * replicas + 3) // 4 * group, squares.dtype)
 
     def _update_ema(self):
         # Warm-up: the average follows the raw weights closely while they move fast.
-        step = tf.cast(self.g_optimizer.iterations, tf.float32)
-        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (self.config.ema_warmup + step))
+        dtype = self.ema_generator.trainable_weights[0].dtype
+        step = tf.cast(self.g_optimizer.iterations, dtype)
+        decay = tf.minimum(tf.cast(self.config.ema_decay, dtype), (1.0 + step) / (self.config.ema_warmup + step))
         for ema_w, w in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
 
@@ -483,7 +494,8 @@ def make_gan(config: Config, networks: Networks, *, strategy=None) -> Conditiona
         distributed = strategy is not None
         discriminator = networks.discriminator(config, dtype=policy, distributed=distributed)
         generator = networks.generator(config, dtype=policy, distributed=distributed)
-        ema_generator = networks.generator(config, dtype="float32")  # never trained: no statistics to share
+        # never trained: no statistics to share; float32 but in a float64 run
+        ema_generator = networks.generator(config, dtype=output_dtype(policy))
         ema_generator.set_weights(generator.get_weights())
         gan = ConditionalGAN(generator, discriminator, ema_generator, config=config, strategy=strategy, name="cgan")
         gan.compile(

@@ -71,7 +71,8 @@ class MinibatchStd(keras.layers.Layer):
 
     def call(self, x):
         b, h, w, c = ops.shape(x)
-        groups = ops.reshape(ops.cast(x, "float32"), (-1, self.group_size, h, w, c))
+        wide = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"  # bfloat16 would round
+        groups = ops.reshape(ops.cast(x, wide), (-1, self.group_size, h, w, c))
         spread = ops.mean(ops.sqrt(ops.var(groups, axis=1) + 1e-8), axis=(1, 2, 3))  # (b / group,)
         spread = ops.repeat(spread, self.group_size, axis=0)  # (b,): each image's group's
         channel = ops.broadcast_to(ops.reshape(ops.cast(spread, x.dtype), (-1, 1, 1, 1)), (b, h, w, 1))

@@ -24,6 +24,11 @@ def _replicas():
     return context, context.num_replicas_in_sync if context is not None else 1
 
 
+def wide(x):
+    """`x` as float32 for a loss or a figure, or as float64 where it is (a --precision float64 run)."""
+    return x if x.dtype == tf.float64 else tf.cast(x, tf.float32)
+
+
 def replica_mean(x):
     """Mean over this replica's batch, scaled so that the sum over replicas is the global mean."""
     _, replicas = _replicas()
@@ -42,8 +47,9 @@ def feature_matching(real_features, real_classes, fake_features, fake_classes, c
     the term is divided by the number of replicas, as `replica_mean` divides.
     """
     def sums(features, labels):
-        one_hot = tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), classes, dtype=tf.float32)
-        return tf.matmul(one_hot, tf.cast(features, tf.float32), transpose_a=True), tf.reduce_sum(one_hot, 0)
+        features = wide(features)
+        one_hot = tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), classes, dtype=features.dtype)
+        return tf.matmul(one_hot, features, transpose_a=True), tf.reduce_sum(one_hot, 0)
 
     (real_sums, real_counts), (fake_sums, fake_counts) = (sums(tf.stop_gradient(real_features), real_classes),
                                                           sums(fake_features, fake_classes))
@@ -53,7 +59,7 @@ def feature_matching(real_features, real_classes, fake_features, fake_classes, c
             tf.distribute.ReduceOp.SUM, [real_sums, real_counts, fake_sums, fake_counts])
     real_means = real_sums / tf.maximum(real_counts, 1.0)[:, None]
     fake_means = fake_sums / tf.maximum(fake_counts, 1.0)[:, None]
-    both = tf.cast((real_counts > 0) & (fake_counts > 0), tf.float32)
+    both = tf.cast((real_counts > 0) & (fake_counts > 0), real_sums.dtype)
     gaps = tf.sqrt(tf.reduce_sum(tf.square(real_means - fake_means), 1) + 1e-8)  # + 1e-8: a finite gradient at 0
     return tf.reduce_sum(gaps * both) / tf.maximum(tf.reduce_sum(both), 1.0) / replicas
 
@@ -96,10 +102,10 @@ def class_set_loss(class_logits, labels, members):
     belongs to a label. With one fine class per label this is `class_loss`.
     """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-    logits = tf.cast(class_logits, tf.float32)
+    logits = wide(class_logits)
     # 1 for the classes of each example's label, else 0 (arithmetic, not a boolean mask: oneDNN has no
     # boolean kernels and TensorFlow logs an error line for each)
-    inside = tf.gather(tf.transpose(tf.cast(members, tf.float32)), labels)  # (b, classes)
+    inside = tf.gather(tf.transpose(tf.cast(members, logits.dtype)), labels)  # (b, classes)
     within = tf.reduce_logsumexp(logits - (1.0 - inside) * 1e30, axis=-1)
     return replica_mean(tf.reduce_logsumexp(logits, axis=-1) - within)
 
@@ -120,7 +126,8 @@ def mode_seeking(fake, noise):
     a mean of per-image terms, so under a strategy it is divided by the replica count.
     """
     half = tf.shape(fake)[0] // 2
-    fake, noise = tf.cast(fake, tf.float32), tf.cast(noise, tf.float32)
+    fake = wide(fake)
+    noise = tf.cast(noise, fake.dtype)
     images = tf.reduce_mean(tf.abs(fake[:half] - fake[half : 2 * half]))
     codes = tf.reduce_mean(tf.abs(noise[:half] - noise[half : 2 * half]))
     ratio = images / codes

@@ -1,11 +1,17 @@
 """Run as a separate process by tests/test_distribute.py: TensorFlow's devices can be split only before first use.
 
-    python tests/replicas_check.py LOSS STEPS
+    python tests/replicas_check.py LOSS STEPS [SLIP]
 
 Splits the CPU into two logical devices, then trains the tiny test networks for STEPS
-steps twice from the same start: under a MirroredStrategy over both devices, and over
-one of them, with the same global batch. Prints JSON: the largest difference of any
-weight between the two, and what each run trained.
+steps twice from the same start, in float64: over one of them, and under a
+MirroredStrategy over both, with the same global batch. Prints JSON: the largest
+difference of any weight between the two, and what each run trained. With SLIP (one of
+`SLIPS`), a third run over both devices makes that deliberate mistake, and its largest
+difference from the one-device run is printed too: the comparison must catch it.
+
+Why float64: the two runs sum their gradients in another order, and a GAN's steps magnify
+that rounding (the gradient penalty most: 3.9e-3 apart after 3 float32 steps of WGAN-GP,
+1.6e-6 without it). In float64 the rounding stays near 1e-15, and a slip far above it.
 """
 
 from __future__ import annotations
@@ -26,49 +32,76 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import numpy as np  # noqa: E402
 
 import cgan_mnist  # noqa: E402
+from cgan import distribute  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
-from cgan.distribute import replica_batches  # noqa: E402
-from cgan.gan import make_gan  # noqa: E402
+from cgan.gan import DRAWS_PER_STEP, ConditionalGAN, make_gan  # noqa: E402
 from conftest import tiny_config  # noqa: E402
+
+
+def _keras_split(replicas: int, batch_size: int, chunks: int) -> np.ndarray:
+    """Replica r takes the r-th block of the whole step's rows, as Keras splits a batch: with a critic's
+    two updates, one replica then trains on the first update's images and the other on the second's."""
+    return np.arange(chunks * batch_size).reshape(replicas, -1)
+
+
+def _same_numbers(self, stateful, stateless, shape, draw):
+    """Every replica draws the step's numbers for its slice alone: the same noise on each replica."""
+    seed = tf.stack([tf.constant(self.config.seed, tf.int64),
+                     tf.cast(self.g_optimizer.iterations, tf.int64) * DRAWS_PER_STEP + draw])
+    return stateless(shape, seed=seed, dtype="float32")
+
+
+# Deliberate slips in the replicated run, each a mistake a change could make.
+SLIPS = {"keras-split": lambda: setattr(distribute, "replica_rows", _keras_split),
+         "same-noise": lambda: setattr(ConditionalGAN, "_random", _same_numbers)}
 
 
 def trained_weights(devices: list[str], config, steps: int) -> tuple[list[np.ndarray], float]:
     strategy = tf.distribute.MirroredStrategy(devices)
     gan = make_gan(config, cgan_mnist.NETWORKS, strategy=strategy)
     images, labels = MNIST.load()
-    batches = replica_batches(strategy, lambda: MNIST.batches(images[:512], labels[:512], seed=0,
-                                                              batch_size=config.batch_size * config.critic_steps),
-                              batch_size=config.batch_size, chunks=config.critic_steps)
+    batches = distribute.replica_batches(
+        strategy, lambda: MNIST.batches(images[:512], labels[:512], seed=0,
+                                        batch_size=config.batch_size * config.critic_steps),
+        batch_size=config.batch_size, chunks=config.critic_steps)
     history = gan.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     weights = [np.asarray(w) for m in (gan.generator, gan.discriminator) for w in m.weights]
     return weights, {name: float(values[-1]) for name, values in history.history.items()}
 
 
 def main() -> None:
-    loss, steps = sys.argv[1], int(sys.argv[2])
-    # With a critic, two D updates a step: each replica must take its rows of each update's batch.
-    # D's spread channel off: its sqrt(variance + 1e-8) magnifies the replicas' other order of float
-    # sums where a tiny network's features barely vary (weights 1.7e-4 apart after 3 steps; 2.8e-6
-    # with 1e-2 in place of 1e-8). Its groups split over replicas by `distribute.check_batch`.
-    # R1 with the hinge loss (every fourth image, the same on one device); none with the critic, as
-    # --loss wgan-gp sets it. --augment with the hinge loss: each replica moves its rows of the batch's images
-    # by the shifts one device draws for them. Feature matching with both: each replica's class means
-    # are the global batch's.
+    loss, steps, slip = sys.argv[1], int(sys.argv[2]), (sys.argv[3] if len(sys.argv) > 3 else None)
+    # The default recipe's terms, each of which replicas must compute as one device does. With a critic,
+    # two D updates a step: each replica must take its rows of each update's batch. D's spread channel
+    # in groups of 4, two a replica: its groups split over replicas (`distribute.check_batch`), and R1
+    # (with the hinge loss) takes every fourth group of the whole batch, which one replica's slice does
+    # not hold. None with the critic, as --loss wgan-gp sets it. --augment with the hinge loss: each
+    # replica moves its rows of the batch's images by the shifts one device draws for them. Feature
+    # matching with both: each replica's class means are the global batch's.
     critic = loss == "wgan-gp"
-    config = tiny_config(loss=loss, batch_size=32, critic_steps=2 if critic else 1, minibatch_std=0,
-                         r1_weight=0.0 if critic else 3.0, augment=0.0 if critic else 1.0, feature_matching=0.1)
+    config = tiny_config(loss=loss, batch_size=16, critic_steps=2 if critic else 1, minibatch_std=4,
+                         r1_weight=0.0 if critic else 3.0, augment=0.0 if critic else 1.0, feature_matching=0.1,
+                         precision="float64")
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    two, figures_two = trained_weights(devices[:2], config, steps)
     one, figures_one = trained_weights(devices[:1], config, steps)
+    two, figures_two = trained_weights(devices[:2], config, steps)
     fresh = make_gan(config, cgan_mnist.NETWORKS)  # the same seeded start
     start = [np.asarray(w) for m in (fresh.generator, fresh.discriminator) for w in m.weights]
-    print(json.dumps({
+    figures = {
         "devices": devices,
-        "max_weight_difference": max(float(np.max(np.abs(a - b))) for a, b in zip(two, one)),
+        "max_weight_difference": largest_difference(two, one),
         "largest_weight": max(float(np.max(np.abs(a))) for a in one),
-        "weights_moved": max(float(np.max(np.abs(a - b))) for a, b in zip(one, start)),
+        "weights_moved": largest_difference(one, start),
         "figures": [figures_two, figures_one],
-    }))
+    }
+    if slip:
+        SLIPS[slip]()
+        figures["slipped_difference"] = largest_difference(trained_weights(devices[:2], config, steps)[0], one)
+    print(json.dumps(figures))
+
+
+def largest_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
 
 
 if __name__ == "__main__":
