@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 
-
 def _interrupted_while_loading(signum, frame):
     print("cgan_mnist.py: interrupted", file=sys.stderr)
     sys.exit(130)
@@ -36,8 +35,8 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 1
 
 import numpy as np
 
-from cgan import config as config_flags
 from cgan import budget, diagrams, images, morphs, training
+from cgan import config as config_flags
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.config import Config, data_of, output_dtype
@@ -178,10 +177,12 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     outputs = {"logit": logit}
     if auxiliary:
         class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
-        outputs["class_logits"] = layers.Activation("linear", dtype=output_dtype(dtype), name="class_logits")(class_logits)
+        outputs["class_logits"] = layers.Activation("linear", dtype=output_dtype(dtype),
+                                                    name="class_logits")(class_logits)
         if twin:
             twin_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="twin_classifier")(h)
-            outputs["twin_logits"] = layers.Activation("linear", dtype=output_dtype(dtype), name="twin_logits")(twin_logits)
+            outputs["twin_logits"] = layers.Activation("linear", dtype=output_dtype(dtype),
+                                                       name="twin_logits")(twin_logits)
     if features:
         outputs["features"] = layers.Activation("linear", dtype=output_dtype(dtype), name="features")(h)
     return keras.Model(inputs, outputs if len(outputs) > 1 else logit, name="discriminator")
@@ -199,7 +200,8 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
     """The generator `config` asks for; `distributed`: batch statistics over all replicas' batches."""
     dataset = data_of(config)
     return build_generator(latent_dim=config.latent_dim, width=config.g_width, extra_convs=config.g_extra_convs,
-                           top_width=config.g_top_width, num_classes=None if config.unconditional else dataset.num_classes,
+                           top_width=config.g_top_width,
+                           num_classes=None if config.unconditional else dataset.num_classes,
                            number_members=dataset.number_members().T if config.number_code else None,
                            image_shape=dataset.image_shape, class_norm=config.g_class_norm, dtype=dtype,
                            synchronized=distributed,
@@ -213,7 +215,8 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
     numbers = PAIRS_NUMBER.num_classes
     classes = numbers if config.number_code else dataset.num_classes
     return build_discriminator(width=config.d_width, extra_convs=config.d_extra_convs,
-                               minibatch_std=config.minibatch_std, num_classes=None if config.unconditional else classes,
+                               minibatch_std=config.minibatch_std,
+                               num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
                                twin=config.twin_classifier, features=config.feature_matching > 0, dtype=dtype)
@@ -222,7 +225,10 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)
 
 
-def plot_architecture(folder, config: Config = Config(), *, quiet_failure: bool = False) -> list[Path]:
+DEFAULT_CONFIG = Config()  # plot_architecture's default
+
+
+def plot_architecture(folder, config: Config = DEFAULT_CONFIG, *, quiet_failure: bool = False) -> list[Path]:
     """Write generator.png, discriminator.png and adversarial.png to `folder` with plot_model."""
     return diagrams.draw(NETWORKS.for_diagrams(config), folder, quiet_failure=quiet_failure)
 
@@ -253,67 +259,91 @@ def resume(run_dir, **options) -> Path | None:
 
 def build_parser() -> ArgumentParser:
     """The command line; every training flag is a field of Config."""
-    p = ArgumentParser(prog="cgan_mnist.py", description="Train a conditional GAN on MNIST, or draw digits with a trained generator.")
+    p = ArgumentParser(prog="cgan_mnist.py",
+                       description="Train a conditional GAN on MNIST, or draw digits with a trained generator.")
     run = p.add_argument_group("what to do (default: train from scratch)")
-    run.add_argument("--generator", metavar="PATH", help="a trained generator (.h5 or .keras): sample from it instead of training")
-    run.add_argument("--evaluate", action="store_true", help="with --generator: print label accuracy, Frechet distance and diversity against real digits")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR from its newest checkpoint")
-    run.add_argument("--plot-losses", metavar="RUN_DIR", help="redraw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv and exit")
+    run.add_argument("--generator", metavar="PATH",
+                     help="a trained generator (.h5 or .keras): sample from it instead of training")
+    run.add_argument("--evaluate", action="store_true",
+                     help="with --generator: print label accuracy, Frechet distance and diversity against real digits")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue the training run in RUN_DIR from its newest checkpoint")
+    run.add_argument("--plot-losses", metavar="RUN_DIR",
+                     help="redraw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv and exit")
     run.add_argument("--plot-architecture", nargs="?", const="architecture", metavar="DIR",
-                     help="write generator.png, discriminator.png and adversarial.png to DIR (default: architecture) and exit")
-    run.add_argument("--dry-run", action="store_true", help="train 2 steps on 256 images in a temporary folder, to check the set-up")
+                     help="write generator.png, discriminator.png and adversarial.png to DIR "
+                          "(default: architecture) and exit")
+    run.add_argument("--dry-run", action="store_true",
+                     help="train 2 steps on 256 images in a temporary folder, to check the set-up")
     run.add_argument("--serve", action="store_true",
                      help="serve the page that draws digits in the browser, for --generator (default: cgan_mnist.h5)")
-    run.add_argument("--export-web", metavar="DIR", help="write that page and its model to DIR, for any static web host, and exit")
+    run.add_argument("--export-web", metavar="DIR",
+                     help="write that page and its model to DIR, for any static web host, and exit")
 
     page = p.add_argument_group("the page (with --serve)")
-    page.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 opens the page to other machines (default: 127.0.0.1)")
+    page.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on; 0.0.0.0 opens the page to other machines (default: 127.0.0.1)")
     page.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: 8000)")
 
     sample = p.add_argument_group("sampling (with --generator)")
     which = sample.add_mutually_exclusive_group()
-    which.add_argument("--digit", metavar="N", help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
+    which.add_argument("--digit", metavar="N",
+                       help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
     which.add_argument("--digits", nargs="+", metavar="N", help="draw these digits, one row each")
     which.add_argument("--class", dest="class_", metavar="C",
-                       help="draw only class C, by number or name (any generator with labels: --class shirt, --class 6)")
+                       help="draw only class C, by number or name "
+                            "(any generator with labels: --class shirt, --class 6)")
     which.add_argument("--classes", nargs="+", metavar="C", help="draw these classes, one row each")
-    which.add_argument("--number", metavar="NN", help="a pairs generator trained with --condition number: draw only the number NN (00-99)")
+    which.add_argument("--number", metavar="NN",
+                       help="a pairs generator trained with --condition number: draw only the number NN (00-99)")
     which.add_argument("--numbers", nargs="+", metavar="NN", help="the same, for several numbers, one row each")
-    which.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="fixed noise, the label morphing from class A to B")
+    which.add_argument("--interpolate", nargs=2, metavar=("A", "B"),
+                       help="fixed noise, the label morphing from class A to B")
     which.add_argument("--walk", nargs="?", const=ANY_CLASS, metavar="N",
                        help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
-    sample.add_argument("--count", type=int, default=None, metavar="K", help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
-                        "scored per class: 1000, 100 per number for pairs)")
+    sample.add_argument("--count", type=int, default=None, metavar="K",
+                        help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
+                             "scored per class: 1000, 100 per number for pairs)")
     sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
     sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
-    sample.add_argument("--save-npz", metavar="PATH", help="also write the images (uint8) and their labels to PATH (.npz)")
+    sample.add_argument("--save-npz", metavar="PATH",
+                        help="also write the images (uint8) and their labels to PATH (.npz)")
     sample.add_argument("--show", action="store_true", help="also open the picture in a window")
     sample.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of a table")
-    sample.add_argument("--export-onnx", metavar="PATH", help="write the generator as an ONNX file (.onnx) for ONNX Runtime, and exit")
+    sample.add_argument("--export-onnx", metavar="PATH",
+                        help="write the generator as an ONNX file (.onnx) for ONNX Runtime, and exit")
 
     train_group = p.add_argument_group("training")
     config_flags.add_arguments(train_group)
-    train_group.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or a folder of the four IDX files (gzipped or raw) "
-                                                         "(default: data/mnist.npz; Fashion-MNIST: /usr/share/datasets/fashion-mnist)")
-    train_group.add_argument("--limit", type=int, metavar="N", help="train on the first N images only, for quick runs (default: all)")
-    train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME", help="file name of the saved generator inside --out-dir; .keras for the native format (default: cgan_mnist.h5)")
+    train_group.add_argument("--data", metavar="PATH",
+                             help="a Keras-layout .npz or a folder of the four IDX files (gzipped or raw) "
+                                  "(default: data/mnist.npz; Fashion-MNIST: /usr/share/datasets/fashion-mnist)")
+    train_group.add_argument("--limit", type=int, metavar="N",
+                             help="train on the first N images only, for quick runs (default: all)")
+    train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME",
+                             help="file name of the saved generator inside --out-dir; .keras for the native format "
+                                  "(default: cgan_mnist.h5)")
     train_group.add_argument("--distribute", action="store_true",
-                             help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU devices "
-                                  "where there are none; with TF_CONFIG, over its workers (every worker runs the same "
-                                  "command; the chief writes --out-dir); one step per compiled call")
+                             help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU "
+                                  "devices where there are none; with TF_CONFIG, over its workers (every worker runs "
+                                  "the same command; the chief writes --out-dir); one step per compiled call")
     train_group.add_argument("--minutes", type=float, metavar="M",
                              help="train for about M minutes here: the step is timed on this machine and --train-steps "
                                   "set to what fits, the learning-rate decay, weight average and dumps fitted to it; "
                                   f"where under {budget.SHORT_RUN_STEPS:,} steps of the default batch would fit, "
                                   f"batches of {budget.SHORT_RUN_BATCH} instead")
-    train_group.add_argument("--tensorboard", metavar="DIR", help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
+    train_group.add_argument("--tensorboard", metavar="DIR",
+                             help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
 
     common = p.add_argument_group("common")
-    common.add_argument("--out-dir", metavar="DIR", help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")
+    common.add_argument("--out-dir", metavar="DIR",
+                        help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")
     common.add_argument("--condition", metavar="C",
                         help="training with --dataset pairs: number (default) or below50; sampling a below50 pairs "
                              "generator: 1 (numbers up to 49) or 0 (50 and over)")
-    common.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same images (default: 0 for training, random for sampling)")
+    common.add_argument("--seed", type=int, default=None,
+                        help="random seed; the same seed gives the same images "
+                             "(default: 0 for training, random for sampling)")
     return p
 
 
@@ -339,7 +369,8 @@ def _check_flags(parser: ArgumentParser, args) -> None:
                f"cannot change a resumed run: --resume {args.resume} continues with the settings it recorded "
                "(start a new run to change them)")
     if not (args.generator or args.serve or args.export_web or args.evaluate):
-        refuse(groups["sampling (with --generator)"] - {"export_onnx", "json"}, "is for sampling: it needs --generator PATH")
+        refuse(groups["sampling (with --generator)"] - {"export_onnx", "json"},
+               "is for sampling: it needs --generator PATH")
 
 
 def _say_sample(path: Path | None) -> None:

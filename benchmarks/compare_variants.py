@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import cgan_mnist  # noqa: E402
-from cgan.config import Config, compute_policy  # noqa: E402
 from cgan import config as config_module  # noqa: E402
 from cgan import evaluation, images  # noqa: E402
 from cgan.backend import keras  # noqa: E402
+from cgan.config import Config, compute_policy  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
 from cgan.precision import resolve  # noqa: E402
 from cgan.sampling import class_count, generate, load_generator  # noqa: E402
@@ -82,10 +82,12 @@ def sample_grid(generator) -> np.ndarray:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10, help="training budget of each variant (default: 10)")
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="which variants (default: all)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                   help="which variants (default: all)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
     p.add_argument("--quick", action="store_true", help="a few steps each, to check that it runs")
-    p.add_argument("--out", metavar="DIR", help="write the table and grids here instead of results/ and assets/variants/")
+    p.add_argument("--out", metavar="DIR",
+                   help="write the table and grids here instead of results/ and assets/variants/")
     p.add_argument("--keep-models", metavar="DIR", help="also keep each variant's generator as DIR/<variant>.h5")
     args = p.parse_args(argv)
     results_dir = Path(args.out) if args.out else ROOT / "benchmarks" / "results"
@@ -116,7 +118,8 @@ def main(argv=None) -> dict:
                 Path(args.keep_models).mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, Path(args.keep_models) / f"{name}.h5")
         rows[name] = {
-            "commit": _head_commit(), "config": dataclasses.asdict(config), "measured_steps_per_s": rate, "steps": clock.steps,
+            "commit": _head_commit(), "config": dataclasses.asdict(config),
+            "measured_steps_per_s": rate, "steps": clock.steps,
             "minutes": clock.seconds / 60, "ms_per_generator_step": 1000 * clock.seconds / clock.steps,
             **dataclasses.asdict(s), "worse_distance_ratio": evaluation.worse_distance_ratio(s, real),
         }
@@ -131,7 +134,8 @@ def main(argv=None) -> dict:
     policy = compute_policy(resolve(Config(precision="float32" if args.quick else "auto"), cgan_mnist.NETWORKS,
                                     verbose=False).precision)
     result = {"minutes_budget": args.minutes, "policy": policy, "variants": rows,
-              "real": dataclasses.asdict(real), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "real": dataclasses.asdict(real),
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     table = "\n".join([HEADER, *(format_row(n, r) for n, r in rows.items()),
                        format_row("real digits", {**dataclasses.asdict(real), "steps": 0, "minutes": 0,
                                                   "ms_per_generator_step": 0})])
@@ -161,8 +165,8 @@ def format_row(name: str, r: dict) -> str:
     second = f"{r['distances']['resnet']:.3f}" if "resnet" in r.get("distances", {}) else "-"
     ratio = f"{r['worse_distance_ratio']:.2f}x" if "worse_distance_ratio" in r else "-"
     return (f"{name:<14}{r['steps']:>7}{r['minutes']:8.1f}{r['ms_per_generator_step']:10.0f}{accuracy:>9}{worst:>7}"
-            f"{r['frechet_distance']:9.3f}{second:>9}{ratio:>13}{r['diversity']:10.3f}{100 * max(r['class_shares']):6.1f}%"
-            f"{100 * min(r['class_shares']):6.1f}%{r['kl_to_uniform']:7.3f}")
+            f"{r['frechet_distance']:9.3f}{second:>9}{ratio:>13}{r['diversity']:10.3f}"
+            f"{100 * max(r['class_shares']):6.1f}%{100 * min(r['class_shares']):6.1f}%{r['kl_to_uniform']:7.3f}")
 
 
 if __name__ == "__main__":

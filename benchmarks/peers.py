@@ -230,11 +230,13 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, nargs="+", default=[3, 10], help="training budgets (default: 3 10)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit to score (default: 1000)")
-    p.add_argument("--quick", action="store_true", help="a few steps each and 20 samples per digit: checks that it runs")
+    p.add_argument("--quick", action="store_true",
+                   help="a few steps each and 20 samples per digit: checks that it runs")
     p.add_argument("--contenders", nargs="+", choices=("project", *PEERS), default=["project", *PEERS],
                    help="which to train (default: all)")
     p.add_argument("--project-flags", default="", metavar="FLAGS",
-                   help="training flags of cgan_mnist.py for the project's contender (default: none, its default recipe)")
+                   help="training flags of cgan_mnist.py for the project's contender "
+                        "(default: none, its default recipe)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = p.parse_args(argv)
     per_digit = 20 if args.quick else args.per_digit
@@ -247,8 +249,8 @@ def main(argv=None) -> dict:
     print(HEADER, flush=True)
     for minutes in ([0.05] if args.quick else args.minutes):
         for name in args.contenders:
-            trained = (train_project(minutes, shlex.split(args.project_flags), quick=args.quick) if name == "project" else
-                       train_peer(name, minutes, images, labels, max_steps=4 if args.quick else None))
+            trained = (train_project(minutes, shlex.split(args.project_flags), quick=args.quick) if name == "project"
+                       else train_peer(name, minutes, images, labels, max_steps=4 if args.quick else None))
             s = evaluator.score(trained["draw"](wanted), wanted)
             rows.append({"contender": name, "budget_minutes": minutes, "steps": trained["steps"],
                          "minutes": trained["minutes"], "tflop": trained["tflop"], "accuracy": s.accuracy,
@@ -268,9 +270,11 @@ HEADER = (f"{'contender':<13}{'budget':>7}{'steps':>7}{'min':>6}{'TFLOP':>7}{'ac
 
 
 def format_row(r: dict, real) -> str:
-    fd = "".join(f"{r['distances'][j]:8.3f} ({r['distances'][j] / real.distances[j]:.2f}x)" for j in ("convnet", "resnet"))
+    fd = "".join(f"{r['distances'][j]:8.3f} ({r['distances'][j] / real.distances[j]:.2f}x)"
+                 for j in ("convnet", "resnet"))
     return (f"{r['contender']:<13}{r['budget_minutes']:7g}{r['steps']:7d}{r['minutes']:6.1f}{r['tflop']:7.1f}"
-            f"{100 * r['accuracy']:8.2f}%{100 * r['worst']:6.1f}%{fd}   {r['recall']['convnet']:.3f}/{r['recall']['resnet']:.3f}")
+            f"{100 * r['accuracy']:8.2f}%{100 * r['worst']:6.1f}%{fd}"
+            f"   {r['recall']['convnet']:.3f}/{r['recall']['resnet']:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ OUT/NAME-sS/ (default OUT: runs/recipe_search), one run at a time, then scored
 with `--evaluate --json` (1,000 samples per digit). A finished run is not trained
 again and a killed one is resumed, so the search can be stopped and started. Prints
 one row per run: steps, batch, training FLOPs (cgan/flops.py) and their share of the
-former default run's (8,000 steps of batch 64, G 96 / D 48), minutes of training, and both judges' figures over the real line's
-(for pairs: the number or side of 50 read right, its worst class, the halves' distances and recall, and the
-share of pairs whose halves are both read with confidence); writes them to OUT/recipe_search.json.
+former default run's (8,000 steps of batch 64, G 96 / D 48), minutes of training, and
+both judges' figures over the real line's (for pairs: the number or side of 50 read
+right, its worst class, the halves' distances and recall, and the share of pairs whose
+halves are both read with confidence); writes them to OUT/recipe_search.json.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import cgan_mnist  # noqa: E402
 from cgan.config import Config, from_run  # noqa: E402
 from cgan.files import folder_lock, write_text  # noqa: E402
 from cgan.flops import config_step_flops  # noqa: E402
-
 
 # The default run before issue #23, against which the search counts: 8,000 steps of batch 64, G 96 / D 48.
 REFERENCE = Config(train_steps=8000, batch_size=64, g_width=96, d_width=48, aux_weight=0.0, latent_dim=64,
@@ -67,14 +67,16 @@ def score(run_dir: Path, out: Path) -> dict:
 def row(name: str, seed: int, config: Config, minutes, scores: dict, default_flops: float) -> dict:
     g, real = scores["generator"], scores["real (train)"]
     pairs = "halves" in g  # pairs: the number (or side of 50) read right, and the halves' distances
-    accuracy, worst = (g["condition_met"], min(g["per_class_met"])) if pairs else (g["accuracy"], min(g["per_digit_accuracy"]))
+    accuracy, worst = ((g["condition_met"], min(g["per_class_met"])) if pairs
+                       else (g["accuracy"], min(g["per_digit_accuracy"])))
     confident = {"both_confident": g["both_confident"]} if pairs else {}
     g, real_images = (g["halves"], real["halves"]) if pairs else (g, real)
     return {"name": name, "seed": seed, "steps": config.train_steps, "batch": config.batch_size,
             "widths": [config.g_width, config.d_width], "extra_convs": [config.g_extra_convs, config.d_extra_convs],
             "tflop": run_flops(config) / 1e12, "of_default": run_flops(config) / default_flops, "minutes": minutes,
             "accuracy": accuracy, "worst": worst, **confident,
-            "fd": g["distances"], "fd_x_real": {j: g["distances"][j] / real_images["distances"][j] for j in g["distances"]},
+            "fd": g["distances"],
+            "fd_x_real": {j: g["distances"][j] / real_images["distances"][j] for j in g["distances"]},
             "recall_x_real": {j: g["recall"][j] / real_images["recall"][j] for j in g["recall"]},
             "diversity": g["diversity"], "real": {"fd": real_images["distances"], "recall": real_images["recall"],
                                                    "accuracy": real["condition_met"] if pairs else real["accuracy"],

@@ -69,11 +69,14 @@ def compare(old: Path, new: Path) -> list[tuple[str, bool]]:
         rows.append((f"samples/{picture.name}", filecmp.cmp(picture, new / "samples" / picture.name, shallow=False)))
     for precision in PRECISIONS:
         run = f"run_{precision}"
-        rows.append((f"{run}/losses.csv", filecmp.cmp(old / run / "losses.csv", new / run / "losses.csv", shallow=False)))
+        rows.append((f"{run}/losses.csv",
+                     filecmp.cmp(old / run / "losses.csv", new / run / "losses.csv", shallow=False)))
         for grid in sorted((old / run / "samples").iterdir()):
-            rows.append((f"{run}/samples/{grid.name}", filecmp.cmp(grid, new / run / "samples" / grid.name, shallow=False)))
+            rows.append((f"{run}/samples/{grid.name}",
+                         filecmp.cmp(grid, new / run / "samples" / grid.name, shallow=False)))
         last = sorted((old / run / "checkpoints").iterdir())[-1].name
-        rows.append((f"{run}/checkpoints/{last}", npz_equal(old / run / "checkpoints" / last, new / run / "checkpoints" / last)))
+        rows.append((f"{run}/checkpoints/{last}",
+                     npz_equal(old / run / "checkpoints" / last, new / run / "checkpoints" / last)))
     rows.append(("evaluate.txt", (old / "evaluate.txt").read_text() == (new / "evaluate.txt").read_text()))
     return rows
 
@@ -93,7 +96,8 @@ def main(argv=None) -> int:
                 run_all(code, out)
             rows = compare(tmp / "out_old", tmp / "out_new")
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                           capture_output=True)
     for name, same in rows:
         print(f"{'identical' if same else 'DIFFERS  '}  {name}")
     differing = sum(not same for _, same in rows)

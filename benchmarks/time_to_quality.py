@@ -68,13 +68,14 @@ class TimedEvaluation(keras.callbacks.Callback):
         self.paused += time.perf_counter() - t0
 
 
-HEADER = (f"{'minutes':>8}{'steps':>8}{'TFLOP':>8}{'accuracy':>10}{'worst':>8}{'FD conv':>9}{'FD resn':>9}{'worse x real':>13}"
-          f"{'recall':>13}{'diversity':>10}")
+HEADER = (f"{'minutes':>8}{'steps':>8}{'TFLOP':>8}{'accuracy':>10}{'worst':>8}{'FD conv':>9}{'FD resn':>9}"
+          f"{'worse x real':>13}{'recall':>13}{'diversity':>10}")
 
 
 def format_row(r: dict) -> str:
     recall = "/".join(f"{x:.3f}" for x in r["recall"].values())
-    return (f"{r['minutes']:8.1f}{r['steps']:8d}{r['tflop']:8.1f}{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
+    return (f"{r['minutes']:8.1f}{r['steps']:8d}{r['tflop']:8.1f}"
+            f"{100 * r['accuracy']:9.2f}%{100 * r['worst_digit']:7.1f}%"
             f"{r['distances']['convnet']:9.3f}{r['distances']['resnet']:9.3f}{r['worse_distance_ratio']:12.2f}x"
             f"{recall:>13}{r['diversity']:10.3f}")
 
@@ -82,7 +83,8 @@ def format_row(r: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=15, help="training time budget in minutes (default: 15)")
-    p.add_argument("--marks", type=float, nargs="*", help="minutes at which to evaluate (default: 1, 2, 5, 10 and --minutes)")
+    p.add_argument("--marks", type=float, nargs="*",
+                   help="minutes at which to evaluate (default: 1, 2, 5, 10 and --minutes)")
     p.add_argument("--per-digit", type=int, default=1000, help="samples per digit at each evaluation (default: 1000)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
     args, train_flags = p.parse_known_args(argv)

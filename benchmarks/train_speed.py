@@ -165,7 +165,8 @@ def main(argv=None) -> dict:
     policy = compute_policy(config.precision)
     step_flops = config_step_flops(config, cgan_mnist.NETWORKS)
     other = "bfloat16" if policy == "float32" else "float32"
-    project, (classic_run, classic_learned) = project_runner(config, images, labels), classic_runner(config, images, labels)
+    project, (classic_run, classic_learned) = (project_runner(config, images, labels),
+                                               classic_runner(config, images, labels))
     runs = [project, classic_run]
     if other == "float32" or native_bfloat16() is not False:  # emulated bfloat16: 10x slower, not worth minutes
         runs.append(project_runner(dataclasses.replace(config, precision=other), images, labels))
@@ -214,18 +215,23 @@ def main(argv=None) -> dict:
               f"alternating rounds of {steps} steps each; whole loop: {loop_steps} steps")
         print(f"rounds, images/s (project step, classic, project step in {other}):",
               ", ".join("(" + ", ".join(f"{v:.0f}" for v in r) + ")" for r in rounds))
-        print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  ({result['project_ms_per_step']} ms/step)")
+        print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  "
+              f"({result['project_ms_per_step']} ms/step)")
         print(f"a step is {result['step_gflop']} GFLOP (cgan/flops.py): {result['project_gflop_per_s']} GFLOP/s, "
               f"{100 * result['share_of_matmul_peak']:.0f}% of this machine's {policy.split('_')[-1]} matmul "
               f"({result['matmul_peak_gflop_per_s']} GFLOP/s, measured now)")
-        print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  ({result['training_loop_ms_per_step']} ms/step)")
-        print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  ({result['classic_ms_per_step']} ms/step)")
+        print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  "
+              f"({result['training_loop_ms_per_step']} ms/step)")
+        print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  "
+              f"({result['classic_ms_per_step']} ms/step)")
         print(f"speed-up over classic: step {result['speedup']}x, whole loop {result['training_loop_speedup']}x; "
               f"classic loop trains both networks: {learned}")
         if other_rate is None:
-            print(f"project step in {other}: not timed, this CPU has no bfloat16 instructions (emulated, about 10x slower)")
+            print(f"project step in {other}: not timed, this CPU has no bfloat16 instructions "
+                  "(emulated, about 10x slower)")
         else:
-            print(f"project step in {other:<8}, for reference:        {other_rate:7.0f} images/s  ({1000 * b / other_rate:.1f} ms/step); "
+            print(f"project step in {other:<8}, for reference:        {other_rate:7.0f} images/s  "
+                  f"({1000 * b / other_rate:.1f} ms/step); "
                   f"{policy} is {result['policy_speedup_over_other_precision']}x as fast")
             print(f"--precision {args.precision} gave {config.precision}: "
                   f"{'the faster' if result['auto_picked_the_faster'] else 'NOT the faster'} of the two here")
@@ -234,7 +240,8 @@ def main(argv=None) -> dict:
                        (result["training_loop_ms_per_step"], "whole loop's"))
         print(f"the default run's {config.train_steps:,} steps at the {which} pace: "
               f"{config.train_steps * pace / 60000:.1f} minutes of training here")
-        print(f"peak resident memory: {result['peak_rss_mb']} MB (under 2,048 MB: {'yes' if result['peak_rss_mb'] < 2048 else 'NO'})")
+        print(f"peak resident memory: {result['peak_rss_mb']} MB "
+              f"(under 2,048 MB: {'yes' if result['peak_rss_mb'] < 2048 else 'NO'})")
     return result
 
 

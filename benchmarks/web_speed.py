@@ -139,12 +139,14 @@ AIM_MS, AIM_MODEL_MS = 30.0, 6.4
 
 
 def model_ms(page, *, images: int = 10, runs: int = 30) -> float:
-    """Median ms of the page's bare `session.run` for `images` one-per-class images: the machine's pace, no page around it."""
+    """Median ms of the page's bare `session.run` for `images` one-per-class images: the machine's pace, no
+    page around it."""
     return page.evaluate("""async ([n, runs]) => {
         const s = window.cganDemo.state, dim = s.meta.latent_dim, k = Math.max(1, s.meta.classes.length);
         const times = [];
         for (let r = 0; r < runs + 3; r++) {
-            const feeds = { noise: new ort.Tensor("float32", Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i + r)), [n, dim]) };
+            const feeds = { noise: new ort.Tensor("float32",
+                Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i + r)), [n, dim]) };
             if (s.meta.conditional) {
                 const label = new Float32Array(n * k);
                 for (let i = 0; i < n; i++) label[i * k + (i % k)] = 1;
@@ -223,7 +225,8 @@ def main(argv=None) -> dict:
                            "problems": log.problems(), "foreign_requests": log.foreign_requests()})
             page.close()
         if args.screenshot:
-            page, _, _ = open_page(browser, url + "#d=2,5,8&n=8&seed=2026&z=1,0,-1&m=label&a=3&b=8", width=1280, height=920)
+            page, _, _ = open_page(browser, url + "#d=2,5,8&n=8&seed=2026&z=1,0,-1&m=label&a=3&b=8",
+                                   width=1280, height=920)
             page.evaluate("() => document.getElementById('morph-play').click()")
             page.wait_for_timeout(700)
             page.evaluate("() => document.getElementById('morph-play').click()")
@@ -240,7 +243,8 @@ def main(argv=None) -> dict:
     from cgan.precision import cpu_description
 
     result = {"cpu": cpu_description(), "chromium": version, "generator": Path(args.generator).name,
-              "one_thread_model_ms": round(one_thread_ms, 1), "scaled_aim_ms": round(scaled_aim(one_thread_ms), 1), "rounds": rounds}
+              "one_thread_model_ms": round(one_thread_ms, 1), "scaled_aim_ms": round(scaled_aim(one_thread_ms), 1),
+              "rounds": rounds}
     threads = sorted({r["threads"] for r in rounds})
     lines = [f"web_speed: {result['generator']} in Chromium {version} (headless), onnxruntime-web wasm, "
              f"{'/'.join(map(str, threads))} thread(s); CPU: {result['cpu']}"]
@@ -248,14 +252,16 @@ def main(argv=None) -> dict:
         one, grid = r["one_per_class"], r["grid16"]
         warm = r["warmup"]
         lines.append(f"round {i}: ready {r['ready_ms']} ms (page) / {r['ready_wall_ms']} ms (goto to ready); "
-                     f"first {warm['changes']} moves (JIT warm-up), 10 images: median {warm['median_ms']} p95 {warm['p95_ms']} "
-                     f"max {warm['max_ms']} ms; then "
-                     f"slider, {one['images']} images: median {one['median_ms']} p95 {one['p95_ms']} max {one['max_ms']} ms; "
+                     f"first {warm['changes']} moves (JIT warm-up), 10 images: median {warm['median_ms']} "
+                     f"p95 {warm['p95_ms']} max {warm['max_ms']} ms; then "
+                     f"slider, {one['images']} images: median {one['median_ms']} p95 {one['p95_ms']} "
+                     f"max {one['max_ms']} ms; "
                      f"slider, 16-image grid: median {grid['median_ms']} p95 {grid['p95_ms']} max {grid['max_ms']} ms "
                      f"({one['changes']} changes each); console problems {len(r['problems'])}, "
                      f"requests off 127.0.0.1 {len(r['foreign_requests'])}")
-    lines.append(f"the model alone, 10 images on 1 thread: {result['one_thread_model_ms']} ms ({AIM_MODEL_MS} ms where the "
-                 f"30 ms aim was set): the aim scaled to this machine is {result['scaled_aim_ms']} ms")
+    lines.append(f"the model alone, 10 images on 1 thread: {result['one_thread_model_ms']} ms "
+                 f"({AIM_MODEL_MS} ms where the 30 ms aim was set): "
+                 f"the aim scaled to this machine is {result['scaled_aim_ms']} ms")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -114,7 +114,8 @@ class Checkpointer(keras.callbacks.Callback):
         for at, figures in self.gan.recent_steps():
             for name in ("d_loss", "g_loss"):
                 if not math.isfinite(figures[name]):
-                    self.gan.diverged_at = (at, f"{name} is {figures[name]}")  # later callbacks record nothing from it on
+                    # later callbacks record nothing from it on
+                    self.gan.diverged_at = (at, f"{name} is {figures[name]}")
                     self.gan.stop_training = True
                     return
         if step % self.interval == 0 or self.signal_received is not None:

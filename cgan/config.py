@@ -41,9 +41,10 @@ DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0,
 
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
 # or in a lifetime (a typo, not a wish).
-INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096), "g_width": (1, 1024),
-                  "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16), "d_extra_convs": (0, 16),
-                  "minibatch_std": (0, 4096), "save_interval": (1, 10_000_000), "critic_steps": (1, 100)}
+INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096),
+                  "g_width": (1, 1024), "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16),
+                  "d_extra_convs": (0, 16), "minibatch_std": (0, 4096), "save_interval": (1, 10_000_000),
+                  "critic_steps": (1, 100)}
 
 
 def _field(default, help: str, **metadata):
@@ -57,8 +58,8 @@ class Config:
     dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes) or pairs (two digits "
                           "side by side, 28x56)", choices=DATASET_NAMES)
     # The script's --condition, which also picks a class when sampling a below50 generator.
-    condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is at "
-                            "most 49 (below50)", flag=False, choices=CONDITIONS)
+    condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is "
+                            "at most 49 (below50)", flag=False, choices=CONDITIONS)
     train_steps: int = _field(3_510, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
     latent_dim: int = _field(256, "noise dimensions")
@@ -76,50 +77,52 @@ class Config:
                                 "images, so D can tell a batch of too-alike fakes; must divide --batch-size; 0: none")
     g_lr: float = _field(9e-4, "generator Adam learning rate at the first step")
     d_lr: float = _field(6e-4, "discriminator Adam learning rate at the first step")
-    final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the last step")
+    final_lr_fraction: float = _field(0.0, "both learning rates decay linearly to this share of their start by the "
+                                      "last step")
     beta_1: float = _field(0.0, "Adam beta_1 of both optimizers")
     beta_2: float = _field(0.9, "Adam beta_2 of both optimizers")
     ema_decay: float = _field(0.999, "decay of the generator's weight average (the saved generator), after a warm-up: "
                               "at step s it is at most (1 + s) / (W + s) (--ema-warmup W), which reaches X at "
                               "step (WX - 1) / (1 - X): for W = 10, 8,990 for 0.999, 4,490 for 0.998")
-    ema_warmup: float = _field(10.0, "the weight average's warm-up W: at step s its decay is at most (1 + s) / (W + s), "
-                               "so that without a binding --ema-decay the average weighs step t about as t^(W - 2): "
-                               "smaller W averages over more of the run (2: every step alike)")
+    ema_warmup: float = _field(10.0, "the weight average's warm-up W: at step s its decay is at most (1 + s) / "
+                               "(W + s), so that without a binding --ema-decay the average weighs step t about as "
+                               "t^(W - 2): smaller W averages over more of the run (2: every step alike)")
     save_interval: int = _field(500, "steps between sample grids, checkpoints and loss-curve updates")
-    loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic with "
-                       "gradient penalty", choices=LOSSES)
+    loss: str = _field("hinge", "GAN objective; bce is the classic cross-entropy GAN, wgan-gp a Wasserstein critic "
+                       "with gradient penalty", choices=LOSSES)
     gp_weight: float = _field(10.0, "weight of the gradient penalty, with --loss wgan-gp")
-    r1_weight: float = _field(3.0, "weight gamma of the R1 penalty (Mescheder et al., 2018): D's loss also gets gamma/2 "
-                              "times the squared norm of its gradient at real images, taken on a quarter of each real "
-                              "batch; 0: none")
+    r1_weight: float = _field(3.0, "weight gamma of the R1 penalty (Mescheder et al., 2018): D's loss also gets "
+                              "gamma/2 times the squared norm of its gradient at real images, taken on a quarter of "
+                              "each real batch; 0: none")
     augment: float = _field(0.0, "share of the images the discriminator sees (real and fake alike, and in its "
                             "penalties) moved by up to an eighth of their size, the border filled with background "
                             "(DiffAugment's translation, Zhao et al., 2020), so D cannot learn the training images "
                             "pixel for pixel; 0: none")
     critic_steps: int = _field(1, "discriminator (critic) updates per generator update, each on its own real batch")
-    aux_weight: float = _field(0.25, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D also "
-                               "learns the labels of real images, and G is pushed towards fakes it reads as their label; "
-                               "0: none")
+    aux_weight: float = _field(0.25, "weight of an auxiliary classifier on the discriminator's features (AC-GAN): D "
+                               "also learns the labels of real images, and G is pushed towards fakes it reads as their "
+                               "label; 0: none")
     twin_classifier: bool = _field(False, "with --aux-weight: a twin classifier on the discriminator's features "
                                    "(TAC-GAN, Gong et al., 2019) learns the labels the fakes were drawn for, and G is "
                                    "pushed towards fakes it reads wrongly: against the auxiliary classifier's pull "
                                    "towards each label's most typical look")
-    aux_target: str = _field("label", "what the auxiliary classifier learns: label, or with --dataset pairs, number: the "
-                             "number 00-99 a real pair shows, while G and D are still conditioned on --condition; G is "
-                             "then pushed towards fakes read as a number of their label (for below50: on the asked side "
-                             "of 50)", choices=AUX_TARGETS)
-    number_code: bool = _field(False, "with --dataset pairs --condition below50: G draws a number on the asked side from "
-                               "its first noise number and is conditioned on it (an InfoGAN-style code), and D is "
+    aux_target: str = _field("label", "what the auxiliary classifier learns: label, or with --dataset pairs, number: "
+                             "the number 00-99 a real pair shows, while G and D are still conditioned on --condition; "
+                             "G is then pushed towards fakes read as a number of their label (for below50: on the "
+                             "asked side of 50)", choices=AUX_TARGETS)
+    number_code: bool = _field(False, "with --dataset pairs --condition below50: G draws a number on the asked side "
+                               "from its first noise number and is conditioned on it (an InfoGAN-style code), and D is "
                                "conditioned on numbers (real pairs' own, fakes' drawn): the one-bit generator is a "
                                "number generator inside")
-    mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two fakes "
-                                 "of one label differ as their noises differ, against mode collapse; 0: none")
-    feature_matching: float = _field(0.1, "weight of G's feature matching term (Salimans et al., 2016), class by class: "
-                                     "the distance between the means of the discriminator's last features over the "
-                                     "batch's real images and over its fakes of each class, which G shrinks; 0: none")
+    mode_seeking: float = _field(0.0, "weight of the mode-seeking term (Mao et al., 2019): G is pushed to make two "
+                                 "fakes of one label differ as their noises differ, against mode collapse; 0: none")
+    feature_matching: float = _field(0.1, "weight of G's feature matching term (Salimans et al., 2016), class by "
+                                     "class: the distance between the means of the discriminator's last features "
+                                     "over the batch's real images and over its fakes of each class, which G shrinks; "
+                                     "0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
-    precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, timed "
-                            "once per machine and model size and cached; float64: several times slower, for "
+    precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
+                            "timed once per machine and model size and cached; float64: several times slower, for "
                             "checking that two runs compute the same thing", choices=PRECISIONS)
     seed: int = _field(0, "random seed", flag=False)  # the script's --seed, whose default differs for sampling
 
@@ -168,7 +171,8 @@ class Config:
                             "labels, which are not numbers")
         if self.aux_target == "number":
             if self.dataset != "pairs":
-                raise UserError(f"--aux-target number needs --dataset pairs (the only images with a number), got {self.dataset}")
+                raise UserError("--aux-target number needs --dataset pairs (the only images with a number), "
+                                f"got {self.dataset}")
             if not self.aux_weight:
                 raise UserError("--aux-target number needs an auxiliary classifier: give --aux-weight above 0")
         if self.number_code:
@@ -227,10 +231,12 @@ def flag_fields() -> list[dataclasses.Field]:
 
 
 def _default_text(field: dataclasses.Field) -> str:
-    by_loss = [f"{values[field.name]} with --loss {loss}" for loss, values in LOSS_DEFAULTS.items() if field.name in values]
+    by_loss = [f"{values[field.name]} with --loss {loss}" for loss, values in LOSS_DEFAULTS.items()
+               if field.name in values]
     by_data = [f"{values[field.name]} with --dataset {name}" for name, values in DATASET_DEFAULTS.items()
                if field.name in values]
-    unlabelled = [f"{UNCONDITIONAL_DEFAULTS[field.name]} with --unconditional"] if field.name in UNCONDITIONAL_DEFAULTS else []
+    unlabelled = ([f"{UNCONDITIONAL_DEFAULTS[field.name]} with --unconditional"] if field.name in UNCONDITIONAL_DEFAULTS
+                  else [])
     return "; ".join([str(field.default), *by_loss, *by_data, *unlabelled])
 
 
@@ -253,7 +259,8 @@ def add_arguments(group) -> None:
             continue
         default = field.default
         metavar = None if "choices" in field.metadata else {int: "N", float: "X"}.get(type(default))
-        group.add_argument(flag(field.name), type=type(default), default=None if _has_other_defaults(field.name) else default,
+        group.add_argument(flag(field.name), type=type(default),
+                           default=None if _has_other_defaults(field.name) else default,
                            metavar=metavar, choices=field.metadata.get("choices"), help=help_text)
 
 

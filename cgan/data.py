@@ -122,7 +122,8 @@ class Dataset:
         return " (or one of " + ", ".join(name.lower() for name in self.class_names) + ")"
 
     def load(self, path: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-        """Images (uint8, (n, h, w)) and labels (int32, (n,)) of `split`; InputError naming the path and what was expected."""
+        """Images (uint8, (n, h, w)) and labels (int32, (n,)) of `split`; InputError naming the path and what
+        was expected."""
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if path is None:
@@ -201,9 +202,11 @@ MNIST = Dataset(
 
 FASHION = Dataset(
     name="fashion", title="Fashion-MNIST", image_shape=(28, 28, 1),
-    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
     class_word="class", default_path=Path("/usr/share/datasets/fashion-mnist"),  # Debian's dataset-fashion-mnist
-    keras_name="fashion_mnist", aliases={"t-shirt": 0, "tshirt": 0, "top": 0, "trousers": 1, "boot": 9, "ankle-boot": 9},
+    keras_name="fashion_mnist",
+    aliases={"t-shirt": 0, "tshirt": 0, "top": 0, "trousers": 1, "boot": 9, "ankle-boot": 9},
 )
 
 
@@ -242,7 +245,8 @@ class PairsDataset(Dataset):
         """`count` pairs (uint8, (count, 28, 56)) of digits drawn at random, and their classes; for evaluation."""
         rng = np.random.default_rng(seed)
         left, right = rng.integers(len(images), size=(2, count))
-        return np.concatenate([images[left], images[right]], axis=2), self.label(digits[left], digits[right]).astype(np.int32)
+        return (np.concatenate([images[left], images[right]], axis=2),
+                self.label(digits[left], digits[right]).astype(np.int32))
 
     def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
                 numbers: bool = False):

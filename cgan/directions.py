@@ -39,8 +39,8 @@ class Directions:
     names: list[str]  # "PC1 · thicker", ...
 
     def to_json(self) -> dict:
-        return {"vectors": np.round(self.vectors.astype(float), 5).tolist(), "variance_share": np.round(self.variance_share, 4).tolist(),
-                "names": list(self.names)}
+        return {"vectors": np.round(self.vectors.astype(float), 5).tolist(),
+                "variance_share": np.round(self.variance_share, 4).tolist(), "names": list(self.names)}
 
 
 def shift(z: np.ndarray, directions: Directions, offsets) -> np.ndarray:
@@ -90,7 +90,8 @@ def effects(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, s
     base = {"noise": z}
     if classes is not None:
         base["label"] = np.repeat(np.arange(classes, dtype=np.int32), samples).reshape(-1, 1)
-    spread = {name: value.std() + 1e-9 for name, value in _statistics(postprocess(generator(base, training=False))).items()}
+    spread = {name: value.std() + 1e-9
+              for name, value in _statistics(postprocess(generator(base, training=False))).items()}
     found = []
     for vector in vectors:
         moved = {}

@@ -24,6 +24,7 @@ import numpy as np
 
 from cgan.errors import TrainingStopped, UserError
 
+
 def _seconds(name: str, default: float) -> float:
     """A number of seconds from the environment variable `name` (at least 1), else `default`."""
     try:
@@ -195,7 +196,8 @@ def check_batch(strategy, batch_size: int, group_size: int = 0) -> None:
                         f"{replicas}")
     if group_size and (batch_size // replicas) % group_size:
         raise UserError(f"--minibatch-std {group_size} does not divide each of {replicas} replicas' "
-                        f"{batch_size // replicas} images: give a --batch-size of a multiple of {replicas * group_size}")
+                        f"{batch_size // replicas} images: give a --batch-size of a multiple of "
+                        f"{replicas * group_size}")
 
 
 _PEER = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
@@ -214,6 +216,7 @@ def lost_worker(exc: Exception, step: int, run_dir, checkpoints: list | None) ->
     who = found.name(peer[1], int(peer[2])) if found is not None and peer else "a worker"
     kept = ""
     if checkpoints is not None:
-        kept = f"; the last checkpoint is step {step_of(checkpoints[-1])}" if checkpoints else "; no checkpoint was written"
+        kept = (f"; the last checkpoint is step {step_of(checkpoints[-1])}" if checkpoints
+                else "; no checkpoint was written")
     return TrainingStopped(f"lost {who} at step {step}: training stopped ({type(exc).__name__}){kept}; start every "
                            f"worker again with --resume {run_dir}", 1)

@@ -145,9 +145,9 @@ class _FeatureSpace:
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
         for i in range(0, len(images), 1000):
-            f, l = self.model(preprocess(images[i : i + 1000]), training=False)
+            f, batch_logits = self.model(preprocess(images[i : i + 1000]), training=False)
             feats.append(np.asarray(f, np.float64))
-            logits.append(np.asarray(l))
+            logits.append(np.asarray(batch_logits))
         return np.concatenate(feats), np.concatenate(logits)
 
     def distance(self, feats: np.ndarray) -> float:
@@ -202,7 +202,8 @@ class Evaluator:
         read = logits.argmax(1)
         groups = read if labels is None else labels
         spread = [
-            _mean_pairwise_distance(feats[groups == d]) / self.ref_spread[d] if (groups == d).sum() > 1 else float("nan")
+            (_mean_pairwise_distance(feats[groups == d]) / self.ref_spread[d] if (groups == d).sum() > 1
+             else float("nan"))
             for d in range(classes)
         ]
         shares = np.bincount(read, minlength=classes) / len(read)
@@ -325,13 +326,15 @@ def format_table(rows: dict[str, Scores]) -> str:
     first = next(iter(rows.values()))
     classes, judged_head = len(first.per_digit_diversity), _judged(first)[0]
     if any(s.accuracy is None for s in rows.values()):
-        lines = [f"{'':<12}{judged_head}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}   share read as each class 0..{classes - 1} (%)"]
+        lines = [f"{'':<12}{judged_head}{'diversity':>10}{'most':>7}{'least':>7}{'KL':>7}"
+                 f"   share read as each class 0..{classes - 1} (%)"]
         for name, s in rows.items():
             shares = " ".join(f"{100 * x:5.1f}" for x in s.class_shares)
             lines.append(f"{name:<12}{_judged(s)[1]}{s.diversity:10.3f}{100 * max(s.class_shares):6.1f}%"
                          f"{100 * min(s.class_shares):6.1f}%{s.kl_to_uniform:7.3f}   {shares}")
         return "\n".join(lines)
-    lines = [f"{'':<12}{'accuracy':>9}{'worst':>7}{judged_head}{'diversity':>10}   per-class accuracy 0..{classes - 1} (%)"]
+    lines = [f"{'':<12}{'accuracy':>9}{'worst':>7}{judged_head}{'diversity':>10}"
+             f"   per-class accuracy 0..{classes - 1} (%)"]
     for name, s in rows.items():
         per = " ".join(f"{100 * a:5.1f}" for a in s.per_digit_accuracy)
         lines.append(f"{name:<12}{100 * s.accuracy:8.2f}%{100 * min(s.per_digit_accuracy):6.1f}%{_judged(s)[1]}"
@@ -444,15 +447,22 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
 
 
 def main(argv=None) -> int:
-    p = ArgumentParser(prog="python -m cgan.evaluation", description="Score a generator, or train the classifier that scores it.")
+    p = ArgumentParser(prog="python -m cgan.evaluation",
+                       description="Score a generator, or train the classifier that scores it.")
     p.add_argument("--generator", metavar="PATH", help="the generator to score")
-    p.add_argument("--classifier", metavar="PATH", help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
-    p.add_argument("--train-classifier", action="store_true", help="train the classifier on the 60k training images and save it to --classifier")
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"), help="with --train-classifier: which one (default: mnist)")
+    p.add_argument("--classifier", metavar="PATH",
+                   help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
+    p.add_argument("--train-classifier", action="store_true",
+                   help="train the classifier on the 60k training images and save it to --classifier")
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"),
+                   help="with --train-classifier: which one (default: mnist)")
     p.add_argument("--judge", default="convnet", choices=JUDGES,
-                   help="with --train-classifier: which feature network (default: convnet, which also reads the labels)")
-    p.add_argument("--epochs", type=int, default=None, help="classifier training epochs (default: 4 for mnist, 10 for fashion)")
-    p.add_argument("--per-digit", type=int, default=None, help="samples per class to score (default: 1000; 100 per number for pairs)")
+                   help="with --train-classifier: which feature network "
+                        "(default: convnet, which also reads the labels)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="classifier training epochs (default: 4 for mnist, 10 for fashion)")
+    p.add_argument("--per-digit", type=int, default=None,
+                   help="samples per class to score (default: 1000; 100 per number for pairs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed for the samples (default: 0)")
     p.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or IDX folder (default: the dataset's own)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

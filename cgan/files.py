@@ -57,7 +57,8 @@ def make_folder(folder) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise InputError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) is in the way") from None
+        raise InputError(f"{folder}: cannot be a folder: a file of that name (or of a folder above it) "
+                         "is in the way") from None
     except OSError as exc:
         raise InputError(f"{folder}: cannot create this folder ({exc.strerror})") from None
     return folder

@@ -47,7 +47,7 @@ def forward_flops(model: keras.Model) -> int:
 def backward_flops(model: keras.Model, *, weights: bool = True, inputs: bool = True) -> int:
     """Operations of one image's backward pass: the weights' gradients and/or the input's."""
     total = 0
-    for index, layer in enumerate(l for l in model.layers if layer_flops(l)[1]):
+    for index, layer in enumerate(weighted for weighted in model.layers if layer_flops(weighted)[1]):
         forward = layer_flops(layer)[0]
         total += forward * weights + forward * (inputs and index > 0)
     return total

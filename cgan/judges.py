@@ -22,7 +22,8 @@ from cgan.files import atomic_path
 
 layers = keras.layers
 
-CLASSIFIERS = {MNIST.key: ROOT / "models" / "mnist_classifier.keras", FASHION.key: ROOT / "models" / "fashion_classifier.keras"}
+CLASSIFIERS = {MNIST.key: ROOT / "models" / "mnist_classifier.keras",
+               FASHION.key: ROOT / "models" / "fashion_classifier.keras"}
 DEFAULT_CLASSIFIER = CLASSIFIERS[MNIST.key]
 CLASSIFIER_EPOCHS = {MNIST.key: 4, FASHION.key: 10}
 JUDGES = ("convnet", "resnet")  # the feature networks: the first also reads the labels, the second is a second opinion
@@ -92,8 +93,9 @@ JUDGE_SEEDS = {"convnet": 0, "resnet": 1}
 BUILDERS = {"convnet": build_classifier, "resnet": build_resnet}
 
 
-def train_classifier(path=None, *, dataset: Dataset = MNIST, judge: str = "convnet", data=None, epochs: int | None = None,
-                     limit: int | None = None, seed: int | None = None, verbose: int = 2) -> tuple[Path, float]:
+def train_classifier(path=None, *, dataset: Dataset = MNIST, judge: str = "convnet", data=None,
+                     epochs: int | None = None, limit: int | None = None, seed: int | None = None,
+                     verbose: int = 2) -> tuple[Path, float]:
     """Train feature network `judge` of `dataset` on its training set; return (saved path, test accuracy)."""
     path = classifier_path(dataset, judge) if path is None else path
     epochs = CLASSIFIER_EPOCHS[dataset.key] if epochs is None else epochs

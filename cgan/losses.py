@@ -1,4 +1,5 @@
-"""GAN objectives. Each is one `Loss`: the discriminator's and the generator's loss from D's logits on real and fake images.
+"""GAN objectives. Each is one `Loss`: the discriminator's and the generator's loss from D's logits on real and
+fake images.
 
 - `hinge` (the default): D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G: -mean(D(G(z))).
 - `bce`: the non-saturating cross-entropy GAN of the original paper, the sigmoid applied here,
@@ -13,7 +14,7 @@ summed across replicas under a distribution strategy are those of the mean over 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from cgan.backend import tf
 

@@ -25,7 +25,8 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
     """
     classes = class_count(generator)
     if classes is None:
-        raise UserError("this generator has no labels (it was trained with --unconditional): it cannot morph between them")
+        raise UserError("this generator has no labels (it was trained with --unconditional): "
+                        "it cannot morph between them")
     embedding = generator.get_layer(LABEL_EMBEDDING)
 
     def clone(layer):
@@ -33,7 +34,8 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
             return keras.layers.Dense(embedding.output_dim, use_bias=False, name=LABEL_EMBEDDING)
         return layer.__class__.from_config(layer.get_config())
 
-    inputs = {"noise": keras.Input((latent_dim(generator),), name="noise"), "label": keras.Input((classes,), name="label")}
+    inputs = {"noise": keras.Input((latent_dim(generator),), name="noise"),
+              "label": keras.Input((classes,), name="label")}
     soft = keras.models.clone_model(generator, input_tensors=inputs, clone_function=clone)
     soft.set_weights(generator.get_weights())
     return soft
@@ -71,7 +73,8 @@ def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: i
         raise UserError("this generator has no labels: walk without a digit" if label is not None
                         else "this generator draws a given class: walk with a digit, --walk N")
     base = 0 if seed is None else seed
-    inputs = {"noise": slerp(noise(generator, 1, base)[0], noise(generator, 1, base + 1)[0], np.linspace(0.0, 1.0, frames))}
+    inputs = {"noise": slerp(noise(generator, 1, base)[0], noise(generator, 1, base + 1)[0],
+                             np.linspace(0.0, 1.0, frames))}
     if label is not None:
         inputs["label"] = np.full((frames, 1), label, np.int32)
     return postprocess(generator(inputs, training=False))

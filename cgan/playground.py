@@ -96,8 +96,8 @@ class Playground:
         small = w.Layout(width="2.8em")
         self.digit_buttons = [w.ToggleButton(value=d in chosen, description=str(d), layout=small)
                               for d in range(self.classes or 0)]
-        self.count = w.IntSlider(value=count, min=1, max=MAX_COUNT, description="per digit" if self.conditional else "images",
-                                 continuous_update=False)
+        self.count = w.IntSlider(value=count, min=1, max=MAX_COUNT,
+                                 description="per digit" if self.conditional else "images", continuous_update=False)
         self.seed = w.BoundedIntText(value=seed, min=0, max=MAX_SEED, description="seed", layout=w.Layout(width="14em"))
         self.new_noise_button = w.Button(description="new noise", icon="refresh", tooltip="draw a new random seed")
         names = self.directions.names if self.directions is not None else []
@@ -113,7 +113,8 @@ class Playground:
         digit_options = list(range(self.classes or 1))
         self.morph_from = w.Dropdown(options=digit_options, value=chosen[0] if chosen else 0, description="from",
                                      layout=w.Layout(width="10em"))
-        self.morph_to = w.Dropdown(options=digit_options, value=chosen[-1] if len(chosen) > 1 else (self.classes or 1) - 1,
+        self.morph_to = w.Dropdown(options=digit_options,
+                                   value=chosen[-1] if len(chosen) > 1 else (self.classes or 1) - 1,
                                    description="to", layout=w.Layout(width="10em"))
         self.frames = w.IntSlider(value=frames, min=2, max=MAX_FRAMES, description="frames", continuous_update=False)
         self.play = w.Play(value=0, min=0, max=frames - 1, interval=round(1000 / fps), repeat=True)
@@ -237,7 +238,8 @@ class Playground:
         count = self.count.value
         if len(images):
             rows = -(-count // COLUMNS)
-            blocks = [tile(images[i : i + count], rows, scale=self.scale, gap=GAP) for i in range(0, len(images), count)]
+            blocks = [tile(images[i : i + count], rows, scale=self.scale, gap=GAP)
+                      for i in range(0, len(images), count)]
             pixels = np.vstack([blocks[0], *(block[GAP:] for block in blocks[1:])])  # one gap between blocks, not two
         else:
             pixels = np.full((GAP * 2 + 1, GAP * 2 + 1), 255, np.uint8)
@@ -255,7 +257,8 @@ class Playground:
         moved = [f"{slider.description.split(' ·')[0]} {slider.value:+.1f}" for slider in self.latent if slider.value]
         if moved:
             return f"{text}; noise moved along {', '.join(moved)}"
-        flags = f"--digits {' '.join(map(str, self.digits()))} --count {count}" if self.conditional else f"--count {count}"
+        flags = (f"--digits {' '.join(map(str, self.digits()))} --count {count}" if self.conditional
+                 else f"--count {count}")
         return (f"{text}. The same digits from the command line: "
                 f"<code>python cgan_mnist.py --generator={self.path or 'MODEL'} {flags} --seed {seed}</code>")
 

@@ -20,8 +20,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cgan.config import POLICIES, training_batches
 
@@ -193,7 +193,8 @@ def step_times(config, networks, dataset) -> dict[str, float]:
 
 
 def resolve(config, networks, *, verbose: bool = True):
-    """`config` with precision "auto" replaced by float32 or bfloat16, whichever is faster here (known, cached or timed)."""
+    """`config` with precision "auto" replaced by float32 or bfloat16, whichever is faster here (known, cached
+    or timed)."""
     if config.precision != "auto":
         return config
     if native_bfloat16() is False and not _has_gpu():

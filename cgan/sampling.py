@@ -69,7 +69,8 @@ def save_generator(generator: keras.Model, path) -> Path:
 
     suffix = ".keras" if Path(path).suffix == ".keras" else ".h5"
     verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)  # Keras's "HDF5 is legacy" notice: .h5 is this project's published format
+    # Keras's "HDF5 is legacy" notice: .h5 is this project's published format
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         with atomic_path(path, suffix=suffix) as tmp:
             generator.save(tmp)
@@ -101,7 +102,8 @@ def generate_batches(generator: keras.Model, labels=None, seed: int | None = Non
     classes = class_count(generator)
     if classes is None:
         if labels is not None:
-            raise UserError("this generator has no labels (it was trained with --unconditional): ask for a count of images")
+            raise UserError("this generator has no labels (it was trained with --unconditional): "
+                            "ask for a count of images")
         if count is None or count < 0:
             raise ValueError(f"an unconditional generator needs count >= 0, got {count}")
         total = count

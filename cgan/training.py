@@ -32,7 +32,8 @@ RUN_FILE = "run.json"
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Every `interval` steps, draws one row per class (of `classes`, default all) from fixed noise with the averaged generator."""
+    """Every `interval` steps, draws one row per class (of `classes`, default all) from fixed noise with the
+    averaged generator."""
 
     def __init__(self, gan: ConditionalGAN, out_dir: Path, *, interval: int, per_class: int = 10, seed: int = 0,
                  classes: list[int] | None = None):
@@ -116,7 +117,8 @@ def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, dis
            tensorboard=None, minutes=None, shown_dir=None) -> Path:
     out_dir = check_folder(out_dir)
     if checkpoints.list_checkpoints(out_dir) or (out_dir / RUN_FILE).exists():
-        raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, or pick another --out-dir")
+        raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, "
+                         "or pick another --out-dir")
     dataset = data_of(config)
     images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
     strategy = _strategy(config, distributed, announce)
@@ -265,7 +267,8 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     if verbose and start_step == 0:
         print(f"training {config.train_steps} steps on {len(images)} images, batch {config.batch_size}, "
               f"seed {config.seed}, {compute_policy(config.precision)} -> {out_dir}", flush=True)
-    if verbose and (start_step == 0 or not any((out_dir / "architecture").glob("*.png"))):  # drawn once, or after a kill
+    # drawn once, or after a kill
+    if verbose and (start_step == 0 or not any((out_dir / "architecture").glob("*.png"))):
         diagrams.draw(networks.for_diagrams(config), out_dir / "architecture", quiet_failure=True)
     samples = SampleGrid(gan, out_dir / "samples", interval=config.save_interval, seed=config.seed,
                          classes=dataset.shown_classes())
@@ -305,7 +308,8 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
         at, what = gan.diverged_at
         last = checkpoints.list_checkpoints(out_dir)
         kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written before it"
-        raise TrainingStopped(f"training diverged at step {at}: {what}; {kept} (lower --g-lr/--d-lr and train again)", 1)
+        raise TrainingStopped(f"training diverged at step {at}: {what}; {kept} "
+                              "(lower --g-lr/--d-lr and train again)", 1)
     if guard.signal_received is not None:
         raise TrainingStopped(f"stopped at step {step} by signal {guard.signal_received}; checkpoint written, "
                               f"continue with --resume {shown_dir or out_dir}", 128 + guard.signal_received)

@@ -74,7 +74,8 @@ def site(generator_path) -> dict[str, bytes | Path]:
     """Every file of the page, by its path in the URL."""
     missing = [name for name in PAGE_FILES if not (PAGE / name).is_file()]
     if missing:
-        raise InputError(f"the page's files are incomplete (missing {', '.join(missing)}): reinstall from the repository")
+        raise InputError(f"the page's files are incomplete (missing {', '.join(missing)}): "
+                         "reinstall from the repository")
     return {**{name: PAGE / name for name in PAGE_FILES}, **model_files(generator_path)}
 
 
@@ -93,7 +94,8 @@ def export_web(generator_path, out_dir) -> Path:
         raise InputError(f"--export-web {out_dir}: exists and is not a folder")
     previous = out_dir.is_dir() and any(out_dir.iterdir())
     if previous and not ((out_dir / "model.json").is_file() and (out_dir / "index.html").is_file()):
-        raise InputError(f"--export-web {out_dir}: folder is not empty and holds no earlier export; choose a new folder")
+        raise InputError(f"--export-web {out_dir}: folder is not empty and holds no earlier export; "
+                         "choose a new folder")
     files = site(generator_path)  # before anything is written: a bad generator leaves no trace
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -168,12 +170,14 @@ def make_server(files: dict[str, bytes | Path], host: str = "127.0.0.1", port: i
 
     `isolate=False` leaves out the cross-origin isolation headers, as a plain static host does.
     """
-    handler = type("Handler", (_Handler,), {"files": dict(files), "isolation_headers": ISOLATION_HEADERS if isolate else {}})
+    handler = type("Handler", (_Handler,),
+                   {"files": dict(files), "isolation_headers": ISOLATION_HEADERS if isolate else {}})
     try:
         return _Server((host, port), handler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise InputError(f"port {port} on {host} is in use: stop what runs there or choose another with --port") from None
+            raise InputError(f"port {port} on {host} is in use: "
+                             "stop what runs there or choose another with --port") from None
         reason = exc.strerror or str(exc)
         raise InputError(f"cannot listen on {host}:{port} ({reason})") from None
 

@@ -8,8 +8,8 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,8 @@ def pytest_collection_modifyitems(items):
 
 def needs_system_package(present: bool, package: str, what: str):
     """Skip unless `present`, saying which Debian package to install (install.sh installs them all)."""
-    return pytest.mark.skipif(not present, reason=f"{what} is not installed: apt-get install {package} (or bash install.sh)")
+    return pytest.mark.skipif(not present, reason=f"{what} is not installed: apt-get install {package} "
+                                                       "(or bash install.sh)")
 
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist

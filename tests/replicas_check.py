@@ -30,12 +30,12 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
+from conftest import tiny_config  # noqa: E402
 
 import cgan_mnist  # noqa: E402
 from cgan import distribute  # noqa: E402
 from cgan.data import MNIST  # noqa: E402
 from cgan.gan import DRAWS_PER_STEP, ConditionalGAN, make_gan  # noqa: E402
-from conftest import tiny_config  # noqa: E402
 
 
 def _keras_split(replicas: int, batch_size: int, chunks: int) -> np.ndarray:

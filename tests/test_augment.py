@@ -64,4 +64,5 @@ def test_bfloat16_images_move_as_float32_ones_do():
     as_bf16 = augment.augment(tf.cast(tf.constant(x), tf.bfloat16), uniform, 1.0)
     assert as_bf16.dtype == tf.bfloat16
     np.testing.assert_array_equal(tf.cast(as_bf16, tf.float32).numpy(),
-                                  tf.cast(tf.cast(augment.augment(tf.constant(x), uniform, 1.0), tf.bfloat16), tf.float32).numpy())
+                                  tf.cast(tf.cast(augment.augment(tf.constant(x), uniform, 1.0), tf.bfloat16),
+                                          tf.float32).numpy())

@@ -1,4 +1,4 @@
-"""benchmarks/: the measurement scripts run (in their quick modes); the figures themselves are in benchmarks/results/."""
+"""benchmarks/: the measurement scripts run (in their quick modes); their figures are in benchmarks/results/."""
 
 from __future__ import annotations
 

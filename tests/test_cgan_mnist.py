@@ -45,7 +45,8 @@ def test_extra_convolutions_are_extra_14x14_stages(extra_convs):
 
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (28, 56, 1)])
 def test_a_top_width_draws_that_many_channels_at_the_image_size_before_the_image(image_shape):
-    g = cgan_mnist.build_generator(latent_dim=6, width=10, extra_convs=0, top_width=7, num_classes=3, image_shape=image_shape)
+    g = cgan_mnist.build_generator(latent_dim=6, width=10, extra_convs=0, top_width=7,
+                                   num_classes=3, image_shape=image_shape)
     full_size = [layer for layer in g.layers if getattr(layer, "output", None) is not None
                  and tuple(layer.output.shape[1:3]) == image_shape[:2]]
     # the transposed convolution to 7 channels, its batch norm and ReLU, the 3x3 convolution to the image, tanh
@@ -162,7 +163,8 @@ def test_several_digits_one_row_each_and_npz_export(tiny_generator_file, tmp_pat
 
 @pytest.mark.parametrize("mode", [["--interpolate", "3", "7"], ["--walk", "5"]])
 def test_gif_has_the_frames_asked_for(tiny_generator_file, tmp_path, mode):
-    argv = [f"--generator={tiny_generator_file}", *mode, "--frames", "7", "--gif", "--seed", "4", "--out-dir", str(tmp_path)]
+    argv = [f"--generator={tiny_generator_file}", *mode, "--frames", "7", "--gif",
+            "--seed", "4", "--out-dir", str(tmp_path)]
     assert cgan_mnist.main(argv) == 0
     gifs = list(tmp_path.glob("*.gif"))
     assert len(gifs) == 1 and len(list(tmp_path.glob("*.png"))) == 1
@@ -232,7 +234,8 @@ def test_an_unconditional_generator_draws_any_digits(tiny_unconditional_generato
 
 @pytest.mark.parametrize("argv", [["--digit", "3"], ["--digits", "1", "2"], ["--interpolate", "3", "7"],
                                   ["--walk", "4"]])
-def test_an_unconditional_generator_refuses_labels_in_one_line(tiny_unconditional_generator_file, tmp_path, capsys, argv):
+def test_an_unconditional_generator_refuses_labels_in_one_line(tiny_unconditional_generator_file, tmp_path,
+                                                               capsys, argv):
     code = run_main([f"--generator={tiny_unconditional_generator_file}", "--out-dir", str(tmp_path / "out"), *argv])
     err = assert_one_line_error(code, capsys, "has no labels")
     assert code == 2 and "--unconditional" in err

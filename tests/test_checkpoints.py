@@ -37,4 +37,5 @@ def test_a_checkpoint_of_other_networks_is_refused(tmp_path):
     with pytest.raises(ValueError, match="shape"):
         checkpoints.restore(cgan_mnist.make_gan(tiny_config(g_width=12)), checkpoints.list_checkpoints(tmp_path)[0])
     with pytest.raises(ValueError, match="arrays"):
-        checkpoints.restore(cgan_mnist.make_gan(tiny_config(g_extra_convs=0)), checkpoints.list_checkpoints(tmp_path)[0])
+        checkpoints.restore(cgan_mnist.make_gan(tiny_config(g_extra_convs=0)),
+                            checkpoints.list_checkpoints(tmp_path)[0])

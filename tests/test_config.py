@@ -65,7 +65,8 @@ def test_a_dataset_brings_its_own_recipe_where_the_user_set_nothing():
     assert recipe["g_width"] != Config().g_width and recipe["train_steps"] != Config().train_steps  # else no test
     assert "96 with --dataset fashion" in next(a.help for a in parser._actions if "--g-width" in a.option_strings)
     mine = config.from_args(parser.parse_args(["--dataset", "fashion", "--g-width", "48", "--train-steps", "100"]))
-    assert (mine.g_width, mine.train_steps, mine.d_width) == (48, 100, recipe["d_width"])  # given as the digits' default, kept
+    # given as the digits' default, kept
+    assert (mine.g_width, mine.train_steps, mine.d_width) == (48, 100, recipe["d_width"])
     assert config.from_args(parser.parse_args(["--dataset", "mnist"])) == Config()
     # a Wasserstein critic keeps its own rates on clothes too
     wgan = config.from_args(parser.parse_args(["--dataset", "fashion", "--loss", "wgan-gp"]))

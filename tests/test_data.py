@@ -91,7 +91,8 @@ def test_bad_data_gets_one_line_naming_the_path(tmp_path, capsys, mnist_small):
     truncated_idx.mkdir()
     x, y = MNIST.load(mnist_small)
     write_idx(truncated_idx / "train-images-idx3-ubyte", x, False)
-    (truncated_idx / "train-images-idx3-ubyte").write_bytes((truncated_idx / "train-images-idx3-ubyte").read_bytes()[:5000])
+    (truncated_idx / "train-images-idx3-ubyte").write_bytes(
+        (truncated_idx / "train-images-idx3-ubyte").read_bytes()[:5000])
     write_idx(truncated_idx / "train-labels-idx1-ubyte", y, False)
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()

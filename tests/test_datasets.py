@@ -1,4 +1,5 @@
-"""Beyond one digit: two-digit pairs (28x56) and Fashion-MNIST, from their descriptions to training, sampling and scoring."""
+"""Beyond one digit: two-digit pairs (28x56) and Fashion-MNIST, from their descriptions to training, sampling and
+scoring."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from cgan.errors import TrainingStopped, UserError
 from cgan.sampling import load_generator, save_generator
 
 
-
 def test_pair_labels_and_condition_bits_for_hand_checked_pairs():
     for left, right, number, below50 in [(4, 9, 49, 1), (5, 0, 50, 0), (0, 5, 5, 1), (9, 9, 99, 0), (0, 0, 0, 1),
                                          (3, 7, 37, 1), (7, 3, 73, 0)]:
@@ -34,7 +34,8 @@ def test_pair_labels_and_condition_bits_for_hand_checked_pairs():
 
 
 def test_pair_batches_are_a_function_of_seed_and_step_and_labelled_by_their_digits():
-    digits = np.stack([np.full((28, 28), 10 * d, np.uint8) for d in range(10)] * 3)  # each image shows its class as grey
+    # each image shows its class as grey
+    digits = np.stack([np.full((28, 28), 10 * d, np.uint8) for d in range(10)] * 3)
     classes = np.tile(np.arange(10), 3).astype(np.int32)
 
     def batch(dataset, seed, step):
@@ -90,7 +91,8 @@ def test_a_fashion_folder_with_a_missing_file_is_refused_in_one_line(tmp_path, c
         shutil.copy(FASHION_DIR / name, tmp_path / name)
     with pytest.raises(UserError, match="expected train-labels-idx1-ubyte or train-labels-idx1-ubyte.gz"):
         FASHION.load(tmp_path, "train")
-    code = run_main(["--dataset", "fashion", "--data", str(tmp_path), "--train-steps", "1", "--out-dir", str(tmp_path / "run")])
+    code = run_main(["--dataset", "fashion", "--data", str(tmp_path), "--train-steps", "1",
+                     "--out-dir", str(tmp_path / "run")])
     assert_one_line_error(code, capsys, "the Fashion-MNIST IDX files")
     assert not (tmp_path / "run").exists()
 
@@ -121,7 +123,8 @@ def fashion_small(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["pairs-number", "pairs-below50", "fashion"])
-def test_a_few_real_steps_of_each_dataset_train_and_record_what_they_draw(dataset, mnist_small, fashion_small, tmp_path):
+def test_a_few_real_steps_of_each_dataset_train_and_record_what_they_draw(dataset, mnist_small,
+                                                                          fashion_small, tmp_path):
     name, _, condition = dataset.partition("-")
     config = tiny_config(dataset=name, condition=condition or "number", train_steps=3, save_interval=3)
     data = fashion_small if name == "fashion" else mnist_small
@@ -190,8 +193,8 @@ def tiny_pairs_files(tmp_path_factory):
 def test_a_pairs_generator_samples_numbers_and_records_its_condition(tiny_pairs_files, tmp_path, capsys):
     number = tiny_pairs_files["number"]
     assert dataset_of(load_generator(number)) is PAIRS_NUMBER
-    assert run_main([f"--generator={number}", "--number", "05", "--count", "4", "--seed", "1", "--out-dir", str(tmp_path),
-                     "--save-npz", str(tmp_path / "n.npz")]) == 0
+    assert run_main([f"--generator={number}", "--number", "05", "--count", "4", "--seed", "1",
+                     "--out-dir", str(tmp_path), "--save-npz", str(tmp_path / "n.npz")]) == 0
     assert (tmp_path / "number05_n4_seed1.png").is_file()
     with np.load(tmp_path / "n.npz") as saved:
         assert saved["images"].shape == (4, 28, 56) and saved["labels"].tolist() == [5] * 4
@@ -199,7 +202,8 @@ def test_a_pairs_generator_samples_numbers_and_records_its_condition(tiny_pairs_
                      "--out-dir", str(tmp_path)]) == 0
     assert (tmp_path / "morph12-87_f3_seed1.png").is_file()
     below = tiny_pairs_files["below50"]
-    assert run_main([f"--generator={below}", "--condition", "1", "--count", "2", "--seed", "1", "--out-dir", str(tmp_path)]) == 0
+    assert run_main([f"--generator={below}", "--condition", "1", "--count", "2", "--seed", "1",
+                     "--out-dir", str(tmp_path)]) == 0
     assert (tmp_path / "condition00-49_n2_seed1.png").is_file()
 
 
@@ -215,8 +219,8 @@ def test_a_pairs_generator_samples_numbers_and_records_its_condition(tiny_pairs_
     ("below50", ["--condition", "2"], "--condition: 2 is not a condition 0-1 for this generator"),
     ("below50", ["--interpolate", "0", "7"], "--interpolate: 7 is not a condition 0-1"),
 ])
-def test_a_class_the_generator_was_not_trained_for_gets_one_line(tiny_pairs_files, tiny_generator_file, tmp_path, capsys,
-                                                                 which, argv, message):
+def test_a_class_the_generator_was_not_trained_for_gets_one_line(tiny_pairs_files, tiny_generator_file, tmp_path,
+                                                                 capsys, which, argv, message):
     path = tiny_generator_file if which == "mnist" else tiny_pairs_files[which]
     assert_one_line_error(run_main([f"--generator={path}", *argv, "--out-dir", str(tmp_path)]), capsys, message)
     assert list(tmp_path.iterdir()) == []
@@ -231,7 +235,8 @@ def test_condition_is_for_pairs_when_training(tmp_path, capsys):
 
 
 def test_fashion_grids_name_their_rows(tmp_path):
-    generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"], name=FASHION.generator_name)
+    generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"],
+                                           name=FASHION.generator_name)
     path = save_generator(generator, tmp_path / "fashion.h5")
     assert run_main([f"--generator={path}", "--classes", "shirt", "ankle boot", "--count", "3", "--seed", "2",
                      "--out-dir", str(tmp_path)]) == 0

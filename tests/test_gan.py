@@ -7,36 +7,29 @@ import pytest
 from conftest import tiny_config
 
 import cgan_mnist
+from cgan import losses
 from cgan.backend import keras, tf
 from cgan.data import MNIST, preprocess
-from cgan import losses
 from cgan.gan import set_batch_norm_statistics, steps_per_call
 from cgan.layers import MinibatchStd
 
-
+# Each option of the step in at least one variant, the losses and precisions each with a critic and
+# without; options share variants (one compile each), each variant a path through the step.
 VARIANTS = {
     "hinge": {},
-    "hinge-bf16": {"precision": "bfloat16"},
-    "bce": {"loss": "bce"},
-    "wgan-gp": {"loss": "wgan-gp", "critic_steps": 3},
+    "bce-unconditional-feature-matching": {"loss": "bce", "unconditional": True, "feature_matching": 0.1},
+    "wgan-gp-aux-classifier-minibatch-std-augment-feature-matching": {
+        "loss": "wgan-gp", "critic_steps": 3, "aux_weight": 1.0, "minibatch_std": 2, "augment": 0.5,
+        "feature_matching": 1.0},
     "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
-    "unconditional": {"unconditional": True},
-    "two-d-steps": {"critic_steps": 2},
     "aux-classifier-mode-seeking": {"aux_weight": 1.0, "mode_seeking": 1.0},
-    "aux-classifier-wgan-gp": {"loss": "wgan-gp", "critic_steps": 2, "aux_weight": 1.0},
-    "mode-seeking-two-d-steps": {"critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5},
-    "minibatch-std-bf16": {"minibatch_std": 4, "precision": "bfloat16"},
-    "minibatch-std-wgan-gp": {"minibatch_std": 2, "loss": "wgan-gp", "critic_steps": 2},
-    "r1-bf16": {"r1_weight": 1.0, "precision": "bfloat16"},
-    "r1-minibatch-std-two-d-steps": {"r1_weight": 1.0, "minibatch_std": 4, "critic_steps": 2},
-    "twin-classifier-g-class-norm-bf16": {"aux_weight": 0.5, "twin_classifier": True, "g_class_norm": True,
-                                          "precision": "bfloat16"},
-    "twin-classifier-two-d-steps": {"aux_weight": 0.5, "twin_classifier": True, "critic_steps": 2},
-    "augment-r1-bf16": {"augment": 1.0, "r1_weight": 1.0, "precision": "bfloat16"},
-    "augment-wgan-gp": {"augment": 0.5, "loss": "wgan-gp", "critic_steps": 2},
-    "feature-matching-aux-classifier-bf16": {"feature_matching": 0.1, "aux_weight": 0.25, "precision": "bfloat16"},
-    "feature-matching-wgan-gp": {"feature_matching": 1.0, "loss": "wgan-gp", "critic_steps": 2},
-    "feature-matching-unconditional": {"feature_matching": 0.1, "unconditional": True},
+    "two-d-steps-mode-seeking-twin-classifier-r1-minibatch-std": {
+        "critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5, "twin_classifier": True, "r1_weight": 1.0,
+        "minibatch_std": 4},
+    "bf16-minibatch-std-r1-augment-twin-classifier-g-class-norm-feature-matching": {
+        "precision": "bfloat16", "minibatch_std": 4, "r1_weight": 1.0, "augment": 1.0, "aux_weight": 0.25,
+        "twin_classifier": True, "g_class_norm": True, "feature_matching": 0.1},
+    "float64-r1-feature-matching": {"precision": "float64", "r1_weight": 1.0, "feature_matching": 0.1},
 }
 
 
@@ -166,7 +159,8 @@ def test_class_norms_start_as_plain_batch_norms_and_then_let_the_label_act_at_ev
     np.testing.assert_allclose(conditioned(inputs, training=False), plain(inputs, training=False), atol=1e-6)
     for w in extra:
         w.assign(np.full(w.shape, 0.1, "float32"))
-    assert np.abs(np.asarray(conditioned(inputs, training=False)) - np.asarray(plain(inputs, training=False))).max() > 1e-3
+    assert np.abs(np.asarray(conditioned(inputs, training=False))
+                  - np.asarray(plain(inputs, training=False))).max() > 1e-3
 
 
 @pytest.mark.parametrize("warmup, decay, step, expected", [(10.0, 0.999, 90, 91 / 100), (4.0, 0.9999, 96, 97 / 100),

@@ -9,8 +9,15 @@ from conftest import tiny_config
 import cgan_mnist
 from cgan.backend import keras, tf
 from cgan.gan import ConditionalGAN, adam
-from cgan.losses import (LOSSES, bce_losses, class_loss, class_set_loss, feature_matching, hinge_losses,
-                         wasserstein_losses)
+from cgan.losses import (
+    LOSSES,
+    bce_losses,
+    class_loss,
+    class_set_loss,
+    feature_matching,
+    hinge_losses,
+    wasserstein_losses,
+)
 
 
 def test_hinge_losses_give_the_generator_a_gradient_from_every_fake():
@@ -77,7 +84,8 @@ def test_the_class_set_loss_is_minus_the_log_of_the_probability_on_the_labels_cl
     logits = np.log(np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]], np.float32))
     labels = np.array([[0], [1]])
     # one class per label: the cross-entropy
-    assert float(class_set_loss(logits, labels, np.eye(3, dtype=np.float32))) == pytest.approx(float(class_loss(logits, labels)))
+    assert (float(class_set_loss(logits, labels, np.eye(3, dtype=np.float32)))
+            == pytest.approx(float(class_loss(logits, labels))))
     # classes {0, 1} make label 0, class {2} label 1: -log 0.8 for the first, -log 0.8 for the second
     members = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
     assert float(class_set_loss(logits, labels, members)) == pytest.approx(-np.log(0.8), rel=1e-5)

@@ -25,7 +25,8 @@ def test_soft_labels_work_for_any_generator_shape():
     assert soft.input["label"].shape[-1] == 100
     frames = morphs.interpolate(g, 12, 87, frames=3, seed=0)
     assert frames.shape == (3, 28, 56)
-    np.testing.assert_array_equal(frames[[0, -1]], np.concatenate([generate(g, [12], seed=0), generate(g, [87], seed=0)]))
+    np.testing.assert_array_equal(frames[[0, -1]],
+                                  np.concatenate([generate(g, [12], seed=0), generate(g, [87], seed=0)]))
 
 
 def test_soft_labels_reach_the_class_norms_of_a_generator_that_has_them():

@@ -1,4 +1,5 @@
-"""--number-code: a one-bit pairs generator that draws a number of the asked side from its noise and is conditioned on it."""
+"""--number-code: a one-bit pairs generator that draws a number of the asked side from its noise and is conditioned
+on it."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def test_the_code_draws_each_of_a_class_numbers_equally_often_from_the_first_noi
         counts = np.bincount(weights.argmax(1), minlength=100)
         assert counts[list(side)].min() > 0.8 * len(z) / 50 and counts.sum() == counts[list(side)].sum()
     # Only the first noise number picks the number, in order of its size: low noise, low rank.
-    ranks = np.asarray(code(np.array([[-3.0, 5], [0.0, -5], [3.0, 0]], np.float32), np.ones((3, 1), np.int32))).argmax(1)
+    ranks = np.asarray(code(np.array([[-3.0, 5], [0.0, -5], [3.0, 0]], np.float32),
+                            np.ones((3, 1), np.int32))).argmax(1)
     assert ranks.tolist() == [0, 25, 49]
     # Class weights (a morph) pass to each class's number.
     soft = np.asarray(code(z[:1], np.array([[0.25, 0.75]], np.float32)))

@@ -1,4 +1,5 @@
-"""README.md and docs/flags.md: the flags table is the command line's own, every command parses, the package never imports the script."""
+"""README.md and docs/flags.md: the flags table is the command line's own, every command parses, the package never
+imports the script."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from conftest import ROOT
 
 import cgan_mnist
-
 from cgan.cli import flags_markdown  # noqa: E402
 from cgan.config import Config  # noqa: E402
 
@@ -47,7 +47,8 @@ def test_a_stale_table_is_told_apart_and_rewritten():
 
 
 def test_every_command_in_the_readme_parses():
-    commands = re.findall(r"`((?:python cgan_mnist\.py|\.\.\.)[^`]*)`", README + (ROOT / "docs" / "models.md").read_text())
+    commands = re.findall(r"`((?:python cgan_mnist\.py|\.\.\.)[^`]*)`",
+                          README + (ROOT / "docs" / "models.md").read_text())
     assert len(commands) >= 10
     parser = cgan_mnist.build_parser()
     for command in commands:

@@ -89,4 +89,5 @@ def test_sampling_imports_no_training_code_and_not_the_script():
     assert result.returncode == 0, result.stderr
     loaded = eval(result.stdout.strip().splitlines()[-1])
     assert "cgan_mnist" not in loaded
-    assert not {"cgan.training", "cgan.gan", "cgan.checkpoints", "cgan.training_log", "cgan.config"} & set(loaded), loaded
+    assert not ({"cgan.training", "cgan.gan", "cgan.checkpoints", "cgan.training_log", "cgan.config"}
+                & set(loaded)), loaded

@@ -1,4 +1,4 @@
-"""cgan/training.py: real tiny runs write what they promise, refuse what they cannot do, resume exactly and stop cleanly."""
+"""cgan/training.py: real tiny runs write what they promise, refuse what they cannot, resume exactly, stop cleanly."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, PoisonWeights, StopAt, tiny_config
 
 import cgan_mnist
-from cgan import checkpoints, config as config_module
+from cgan import checkpoints
+from cgan import config as config_module
 from cgan.backend import keras
 from cgan.config import Config
 from cgan.errors import TrainingStopped, UserError
@@ -46,8 +47,10 @@ def test_fixed_noise_grids_are_comparable_across_steps(mnist_small, tmp_path):
     """The dump at a step depends only on the weights: the same run twice gives the same grid and generator."""
     a = cgan_mnist.train(tiny_config(train_steps=2), out_dir=tmp_path / "a", data=mnist_small, verbose=False)
     b = cgan_mnist.train(tiny_config(train_steps=2), out_dir=tmp_path / "b", data=mnist_small, verbose=False)
-    assert (tmp_path / "a/samples/step_000002.png").read_bytes() == (tmp_path / "b/samples/step_000002.png").read_bytes()
-    np.testing.assert_array_equal(generate(load_generator(a), range(10), seed=3), generate(load_generator(b), range(10), seed=3))
+    grid = "samples/step_000002.png"
+    assert (tmp_path / "a" / grid).read_bytes() == (tmp_path / "b" / grid).read_bytes()
+    np.testing.assert_array_equal(generate(load_generator(a), range(10), seed=3),
+                                  generate(load_generator(b), range(10), seed=3))
     for x, y in zip(load_generator(a).get_weights(), load_generator(b).get_weights(), strict=True):
         np.testing.assert_array_equal(x, y)  # one seed, one machine, one precision: the same weights
 
@@ -141,7 +144,8 @@ def test_resume_of_a_run_written_before_newer_fields_keeps_what_it_trained_with(
 
     class Seen(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.betas = (self.model.config.beta_2, float(self.model.g_optimizer.beta_2), float(self.model.d_optimizer.beta_2))
+            gan = self.model
+            self.betas = (gan.config.beta_2, float(gan.g_optimizer.beta_2), float(gan.d_optimizer.beta_2))
             self.convs = [sum(type(layer) is keras.layers.Conv2D for layer in m.layers)
                           for m in (self.model.generator, self.model.discriminator)]
 

@@ -41,8 +41,8 @@ def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
 @pytest.mark.slow
 def test_a_critic_run_logs_its_wasserstein_estimate_and_penalty(mnist_small, tmp_path):
     run, logs = tmp_path / "run", tmp_path / "tb"
-    cgan_mnist.train(tiny_config(loss="wgan-gp", critic_steps=2, r1_weight=0.0), out_dir=run, data=mnist_small, verbose=False,
-                     tensorboard=logs)
+    cgan_mnist.train(tiny_config(loss="wgan-gp", critic_steps=2, r1_weight=0.0), out_dir=run, data=mnist_small,
+                     verbose=False, tensorboard=logs)
     with open(run / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == ("step", "d_loss", "g_loss", "wasserstein", "gradient_penalty")
@@ -79,5 +79,5 @@ def test_read_losses_and_smoothing(tmp_path):
 @pytest.mark.slow
 def test_progress_is_plain_lines_when_not_a_terminal(mnist_small, tmp_path, capsys):
     cgan_mnist.train(tiny_config(), out_dir=tmp_path, data=mnist_small, verbose=True)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert lines[-1].startswith("step 6/6") and "steps/s" in lines[-1] and "eta" in lines[-1]

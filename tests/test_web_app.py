@@ -1,4 +1,5 @@
-"""cgan/web_app.py and cgan/directions.py: the page's files, the server's safety, the export, the sliders' directions."""
+"""cgan/web_app.py and cgan/directions.py: the page's files, the server's safety, the export, the sliders'
+directions."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def test_the_server_serves_the_page_files_with_their_types_and_nothing_else(tiny
         status, _, body = get(url, "/app.js?v=1")
         assert status == 200 and body == (web_app.PAGE / "app.js").read_bytes()
         assert get(url, "/", "HEAD")[0] == 200
-        for path in ["/../cgan_mnist.py", "/..%2Fcgan_mnist.py", "//etc/passwd", "/etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+        for path in ["/../cgan_mnist.py", "/..%2Fcgan_mnist.py", "//etc/passwd", "/etc/passwd",
+                     "/%2e%2e/%2e%2e/etc/passwd",
                      f"/{web_app.VENDOR}/../../app.js", "/vendor/", "/web_app.py", "/../web/index.html",
                      f"http://127.0.0.1/{web_app.VENDOR}/LICENSE", "/index.html/", "/.git/config"]:
             assert get(url, path)[0] == 404, path
@@ -118,8 +120,9 @@ def test_a_port_in_use_gets_one_line(tiny_site, capsys):
 
 
 @pytest.mark.slow
-def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tiny_generator_file, tiny_discriminator_file,
-                                                                              tmp_path, capsys):
+def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tiny_generator_file,
+                                                                              tiny_discriminator_file, tmp_path,
+                                                                              capsys):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not a model")
     for argv, message, code in [([f"--generator={tmp_path / 'missing.h5'}"], "no such model file", 1),
@@ -131,7 +134,8 @@ def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tin
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert "serving" not in out
 
-    server = subprocess.Popen([sys.executable, str(ROOT / "cgan_mnist.py"), "--serve", f"--generator={tiny_generator_file}",
+    server = subprocess.Popen([sys.executable, str(ROOT / "cgan_mnist.py"), "--serve",
+                               f"--generator={tiny_generator_file}",
                                "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
@@ -172,8 +176,8 @@ def test_export_web_writes_a_whole_folder_and_replaces_only_an_earlier_export(ti
     a_file.write_text("x")
     assert_one_line_error(run_main([f"--generator={tiny_generator_file}", "--export-web", str(a_file)]), capsys,
                           "exists and is not a folder")
-    assert_one_line_error(run_main([f"--generator={tiny_generator_file}", "--export-web", str(a_file / "site")]), capsys,
-                          "cannot write there")
+    assert_one_line_error(run_main([f"--generator={tiny_generator_file}", "--export-web", str(a_file / "site")]),
+                          capsys, "cannot write there")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "other", "site"]
 
 
@@ -229,7 +233,8 @@ def test_generate_agrees_with_shift_at_zero(tiny_generator_file):
     directions = latent_directions(generator, 3)
     z = noise(generator, 4, seed=5)
     assert np.array_equal(generate(generator, [1, 2, 3, 4], seed=5),
-                          generate_with(generator, shift(z, directions, [0, 0, 0]), np.array([[1], [2], [3], [4]], np.int32)))
+                          generate_with(generator, shift(z, directions, [0, 0, 0]),
+                                        np.array([[1], [2], [3], [4]], np.int32)))
 
 
 def test_a_pairs_or_fashion_generator_gets_its_own_classes_on_the_page(tmp_path):

@@ -14,15 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
+from test_benchmarks import load_benchmark
 
 from cgan import web_app
 from cgan.data import preprocess
-from test_benchmarks import load_benchmark
 
 web_speed = load_benchmark("web_speed")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -r requirements.txt)")
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="Playwright is not installed (pip install -r requirements.txt)")
 if not Path(web_speed.CHROMIUM).is_file():
-    pytest.skip(f"no Chromium at {web_speed.CHROMIUM} (apt-get install chromium, or bash install.sh; or set $CHROMIUM)", allow_module_level=True)
+    pytest.skip(f"no Chromium at {web_speed.CHROMIUM} (apt-get install chromium, or bash install.sh; or set $CHROMIUM)",
+                allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 READY_LIMIT_MS = 2000
@@ -215,7 +217,8 @@ def test_the_download_is_the_picture_shown(opened, shipped_url, tmp_path):
         assert image.format == "PNG"
         picture = np.asarray(image.convert("L"))
     shown = grid_pixels(page)
-    width, height = page.evaluate("() => [document.getElementById('grid').width, document.getElementById('grid').height]")
+    width, height = page.evaluate("() => [document.getElementById('grid').width, "
+                                  "document.getElementById('grid').height]")
     assert picture.shape == shown.shape == (height, width) == (2 * (28 * 3 + 3) + 3, 5 * (28 * 3 + 3) + 3)
     assert np.array_equal(picture, shown)
 
@@ -245,9 +248,11 @@ def test_slider_redraws_are_fast(opened, shipped_url, shipped_url_one_thread):
         one, grid = figures["one_per_class"], figures["grid16"]
         assert one["images"] == 10 and one["changes"] == 100
         rounds.append((one["p95_ms"], limit))
-        print(f"model alone, 10 images on 1 thread: {one_thread_ms:.1f} ms ({web_speed.AIM_MODEL_MS} where the aim was set) "
-              f"-> limit {limit:.1f} ms; {min(4, cores)} threads: slider redraw, {one['images']} images (one per class): "
-              f"median {one['median_ms']} ms, p95 {one['p95_ms']} ms ({'under' if one['p95_ms'] < web_speed.AIM_MS else 'NOT under'} "
+        print(f"model alone, 10 images on 1 thread: {one_thread_ms:.1f} ms "
+              f"({web_speed.AIM_MODEL_MS} where the aim was set) -> limit {limit:.1f} ms; "
+              f"{min(4, cores)} threads: slider redraw, {one['images']} images (one per class): "
+              f"median {one['median_ms']} ms, p95 {one['p95_ms']} ms "
+              f"({'under' if one['p95_ms'] < web_speed.AIM_MS else 'NOT under'} "
               f"{web_speed.AIM_MS:.0f} ms); 16-image grid: median {grid['median_ms']} ms, p95 {grid['p95_ms']} ms, "
               f"max {grid['max_ms']} ms; {one['changes']} changes each")
         if one["p95_ms"] < limit and grid["max_ms"] < 150:

@@ -27,9 +27,9 @@ from cgan.training_log import read_losses
 # One xdist worker for the module: its fixture (two training runs) is made once, not once per worker.
 pytestmark = pytest.mark.xdist_group("workers")
 
-STEPS = 60
+STEPS = 30
 # The default recipe (D's spread channel, R1, feature matching), in float64: two workers sum their
-# gradients in another order than one process, and over 60 steps Adam's normalised steps and these
+# gradients in another order than one process, and over its steps Adam's normalised steps and these
 # terms magnify that rounding (float32: 6.8e-3 apart on an AVX2-only AMD EPYC, 6.0e-3 with feature
 # matching on AVX-512). In float64 it stays far below anything a slip in what each worker computes
 # would change (tests/replicas_check.py shows such slips at 5.5e-3 after 3 steps).
@@ -98,7 +98,7 @@ def runs(tmp_path_factory, mnist_small):
 
 @pytest.mark.slow
 def test_two_workers_train_the_generator_one_process_does(runs):
-    for code, out, err in runs["workers"]:
+    for code, _out, err in runs["workers"]:
         assert code == 0, err[-3000:]
     two, one = weights(runs["two"] / "cgan_mnist.h5"), weights(runs["one"] / "cgan_mnist.h5")
     start = cgan_mnist.make_gan(from_run(json.loads((runs["one"] / "run.json").read_text())["config"]))
@@ -145,7 +145,7 @@ def test_a_killed_worker_stops_the_other_and_both_resume_to_the_same_weights(run
     step = checkpoints.step_of(checkpoints.list_checkpoints(run_dir)[-1])
     assert 10 <= step < STEPS
     results = finish(start_workers(["--distribute", "--resume", str(run_dir)], runs["worker_tmp"]))
-    for code, out, err in results:
+    for code, _out, err in results:
         assert code == 0, err[-3000:]
     assert f"resuming {run_dir} from step" in results[0][1]
     resumed, uninterrupted = weights(run_dir / "cgan_mnist.h5"), weights(runs["two"] / "cgan_mnist.h5")
