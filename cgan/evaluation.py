@@ -26,6 +26,10 @@ A generator of two-digit pairs (28x56) is read half by half with the MNIST class
 (`score_pairs`): the share of pairs whose read number meets the condition asked for, the
 share whose halves are both read with confidence, and the distance and diversity of the
 halves against real test digits, beside the same figures for real pairs.
+
+For MNIST generators, the shape section (`shape_section`): each class's thickness, slant,
+width and height as Morpho-MNIST measures them (`cgan.shape`), against the real training
+digits of the reference line, beside a second draw of real training digits against them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgan import shape
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.data import MNIST, Dataset, PairsDataset, dataset_of, preprocess
@@ -230,10 +235,16 @@ class Evaluator:
 
     def score_generator(self, generator, *, per_digit: int = 1000, seed: int = 0) -> Scores:
         """Figures for `per_digit` samples of each digit from `generator` (as many in all from an unconditional one)."""
-        if class_count(generator) is None:
-            return self.score(generate(generator, count=per_digit * self.num_classes, seed=seed), None)
-        digits = np.repeat(np.arange(self.num_classes), per_digit)
-        return self.score(generate(generator, digits, seed=seed), digits)
+        return self.score(*draw(generator, per_digit=per_digit, classes=self.num_classes, seed=seed))
+
+
+def draw(generator, *, per_digit: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels) that a generator is scored on: `per_digit` of each class, in order (labels None and as
+    many images in all from an unconditional generator)."""
+    if class_count(generator) is None:
+        return generate(generator, count=per_digit * classes, seed=seed), None
+    digits = np.repeat(np.arange(classes), per_digit)
+    return generate(generator, digits, seed=seed), digits
 
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -294,9 +305,7 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     and lower its distance to the (unbalanced) test set by about 0.1.
     """
     x_train, y_train = evaluator.dataset.load(data, "train")
-    rng = np.random.default_rng(seed)
-    by_class = (np.flatnonzero(y_train == d) for d in range(evaluator.num_classes))
-    pick = np.concatenate([rng.choice(index, size=min(per_digit, len(index)), replace=False) for index in by_class])
+    pick = _balanced_pick(y_train, evaluator.num_classes, per_digit, seed)[0]
     images, labels = x_train[pick], y_train[pick]
     path = _cache_path("real", _digest(evaluator.key, images, labels), ".json")
     try:
@@ -307,6 +316,43 @@ def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, 
     scores = evaluator.score(images, labels)
     _keep(path, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(scores)) + "\n"))
     return scores
+
+
+def _balanced_pick(labels: np.ndarray, classes: int, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint class-balanced draws of indices, up to `per_class` of each class in each: the reference
+    line's (the same whatever the second) and another, for the real-against-real shape line."""
+    rng, other_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    first, second = [], []
+    for index in (np.flatnonzero(labels == c) for c in range(classes)):
+        chosen = rng.choice(index, size=min(per_class, len(index)), replace=False)
+        first.append(chosen)
+        rest = np.setdiff1d(index, chosen)
+        second.append(other_rng.choice(rest, size=min(per_class, len(rest)), replace=False))
+    return np.concatenate(first), np.concatenate(second)
+
+
+def measured(images: np.ndarray) -> np.ndarray:
+    """`cgan.shape.measure` of uint8 images, cached under a digest of the images (real digits are measured once)."""
+    path = _cache_path("shape", _digest("shape", shape.ATTRIBUTES, images), ".npz")
+    saved = _cached_arrays(path, ("table",))
+    if saved is not None and saved["table"].shape == (len(images), len(shape.ATTRIBUTES)):
+        return saved["table"]
+    table = shape.measure(images)
+    _keep(path, lambda tmp: np.savez(tmp, table=table))
+    return table
+
+
+def shape_section(images: np.ndarray, labels: np.ndarray | None, *, data=None, per_digit: int = 1000,
+                  seed: int = 0) -> dict[str, shape.Comparison]:
+    """The shape of generated digits (uint8 (n, 28, 28) drawn for `labels`, None: any) against real training
+    digits: the reference line's draw of `per_digit` a class, and a second, disjoint draw of real digits against
+    that one (the real-against-real line: what chance alone gives)."""
+    x_train, y_train = MNIST.load(data, "train")
+    reference, other = _balanced_pick(y_train, MNIST.num_classes, per_digit, seed)
+    real, real_labels = measured(x_train[reference]), y_train[reference]
+    return {"generator": shape.compare(shape.measure(images), labels, real, real_labels, classes=MNIST.num_classes),
+            "real (train)": shape.compare(measured(x_train[other]), y_train[other] if labels is not None else None,
+                                          real, real_labels, classes=MNIST.num_classes)}
 
 
 def _judged(s: Scores) -> tuple[str, str]:
@@ -418,6 +464,7 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     generator = load_generator(generator_path)
     dataset = dataset_of(generator)
     conditional = class_count(generator) is not None
+    shapes = {}
     if isinstance(dataset, PairsDataset) and conditional:
         per_digit = per_digit or 10_000 // dataset.num_classes
         rows = pair_rows(generator, dataset, data=data, per_class=per_digit, seed=seed, classifier=classifier)
@@ -428,15 +475,22 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
             raise InputError(f"{generator_path}: a pairs generator without labels has no condition to check")
         evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data,
                               dataset=dataset)
+        images, labels = draw(generator, per_digit=per_digit, classes=dataset.num_classes, seed=seed)
         rows = {
-            "generator": evaluator.score_generator(generator, per_digit=per_digit, seed=seed),
+            "generator": evaluator.score(images, labels),
             # the real line takes as many images as the generator gives: distances grow as samples shrink
             "real (train)": reference_scores(evaluator, data=data, per_digit=per_digit),
         }
         table = format_table(rows)
+        if dataset is MNIST:
+            shapes = shape_section(images, labels, data=data, per_digit=per_digit)
+            table += "\n\n" + shape.format_comparisons(shapes)
     if as_json:
+        figures = {k: dataclasses.asdict(v) for k, v in rows.items()}
+        if shapes:
+            figures["shape"] = {k: dataclasses.asdict(v) for k, v in shapes.items()}
         print(json.dumps({"generator_path": str(generator_path), "dataset": dataset.key, "per_class": per_digit,
-                          "seed": seed, **{k: dataclasses.asdict(v) for k, v in rows.items()}}, indent=2))
+                          "seed": seed, **figures}, indent=2, allow_nan=True))
     else:
         word = dataset.class_word
         what = (f"{per_digit} samples per {word}" if conditional

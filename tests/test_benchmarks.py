@@ -38,3 +38,8 @@ def test_compare_variants_quick_mode(tmp_path):
     assert result["variants"]["unconditional"]["accuracy"] is None and result["variants"]["wgan-gp"]["accuracy"] >= 0
     assert {p.name for p in tmp_path.iterdir()} == {"wgan-gp.png", "unconditional.png", "compare_variants.txt",
                                                     "compare_variants.json"}
+
+
+def test_shape_speed_benchmark_on_a_few_digits():
+    result = load_benchmark("shape_speed").main(["--count", "300"])
+    assert result["count"] == 300 and result["seconds_1_threads"] > 0

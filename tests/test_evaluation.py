@@ -150,6 +150,10 @@ def test_evaluate_cli_json(tiny_generator_file, capsys):
     assert set(out["generator"]) >= {"accuracy", "per_digit_accuracy", "frechet_distance", "diversity"}
     assert out["real (train)"]["accuracy"] > 0.98
     assert out["generator"]["accuracy"] < 0.5  # an untrained generator draws no digits
+    shapes = out["shape"]  # Morpho-MNIST's measures against real training digits, and real against real
+    assert shapes["generator"]["attributes"] == ["thickness", "slant", "width", "height"]
+    assert shapes["real (train)"]["rows"] == ["all", *map(str, range(10))]
+    assert max(abs(x) for x in shapes["real (train)"]["shift_sds"][0]) < 0.25  # all digits: chance alone
 
 
 @pytest.mark.slow

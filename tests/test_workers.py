@@ -27,7 +27,7 @@ from cgan.training_log import read_losses
 # One xdist worker for the module: its fixture (two training runs) is made once, not once per worker.
 pytestmark = pytest.mark.xdist_group("workers")
 
-STEPS = 30
+STEPS = 20
 # The default recipe (D's spread channel, R1, feature matching), in float64: two workers sum their
 # gradients in another order than one process, and over its steps Adam's normalised steps and these
 # terms magnify that rounding (float32: 6.8e-3 apart on an AVX2-only AMD EPYC, 6.0e-3 with feature

@@ -1,0 +1,191 @@
+"""A digit's shape, measured as Morpho-MNIST measures it: thickness, slant, width, height, area, length.
+
+Castro, Tan, Kainz, Konukoglu and Glocker, "Morpho-MNIST: quantitative assessment and
+diagnostics for representation learning" (JMLR 2019), define each measure on the image
+upsampled 4x (cubic) and binarised at half its intensity range; their definitions are
+followed here, the code is this project's. Every figure is in pixels of the 28x28 image
+(area in square pixels), slant in radians.
+
+    from cgan.shape import measure
+    table = measure(images)  # (n, 6) float64, columns ATTRIBUTES; NaN for a blank image
+
+One function per measure, on one binarised image; `measure_one` makes the binary
+image and its medial axis once; `measure` maps it over a batch on every core (threads:
+SciPy's and scikit-image's loops let go of the interpreter, 1.9x on 2 cores; about 1.8 ms
+an image on one core of an Intel CPU with AMX, so 10,000 images take about 10 s on two).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+SCALE = 4  # the upsampling before binarising: the medial axis of a 28x28 stroke is too coarse
+ATTRIBUTES = ("thickness", "slant", "width", "height", "area", "length")
+CONDITIONED = ATTRIBUTES[:4]  # what a shape-conditioned generator takes
+UNITS = {"thickness": "px", "slant": "rad", "width": "px", "height": "px", "area": "px^2", "length": "px"}
+CHUNK = 250  # images per task of the parallel map
+
+
+def binarise(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """The image (h, w), any range, upsampled `scale`x by cubic splines and thresholded at half its range: bool."""
+    from scipy import ndimage
+
+    upsampled = ndimage.zoom(np.asarray(image, np.float64), scale, order=3)
+    low, high = upsampled.min(), upsampled.max()
+    return upsampled > (low + high) / 2 if high > low else np.zeros(upsampled.shape, bool)
+
+
+def medial_axis(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(skeleton, distance): the binary image's medial axis (bool) and each pixel's distance to the background."""
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    return skeletonize(binary), ndimage.distance_transform_edt(binary)
+
+
+def thickness(skeleton: np.ndarray, distance: np.ndarray, scale: int = SCALE) -> float:
+    """Twice the mean distance to the background along the medial axis: the stroke's mean width."""
+    return float(2 * distance[skeleton].mean() / scale) if skeleton.any() else float("nan")
+
+
+def _shear(binary: np.ndarray) -> tuple[float, float]:
+    """(shear, mean row) of the foreground: x - mean x ~ shear (y - mean y), y counted downwards."""
+    y, x = np.nonzero(binary)
+    y_mean = y.mean()
+    dy = y - y_mean
+    var_y = float((dy * dy).mean())
+    return (float((dy * (x - x.mean())).mean() / var_y) if var_y else 0.0), float(y_mean)
+
+
+def slant(binary: np.ndarray) -> float:
+    """arctan of the foreground's horizontal shear, in radians; positive when the top leans right.
+
+    The shear is cov(x, y) / var(y) of the foreground pixels' coordinates; rows count
+    downwards, so a top that leans right has a negative shear, hence the sign.
+    """
+    return float(np.arctan(-_shear(binary)[0])) if binary.any() else float("nan")
+
+
+def width_and_height(binary: np.ndarray, scale: int = SCALE) -> tuple[float, float]:
+    """The extent along x of the foreground once its slant is undone (each row shifted back), and along y."""
+    if not binary.any():
+        return float("nan"), float("nan")
+    shear, y_mean = _shear(binary)
+    y, x = np.nonzero(binary)
+    upright = x - shear * (y - y_mean)
+    return float((upright.max() - upright.min() + 1) / scale), float((y.max() - y.min() + 1) / scale)
+
+
+def area(binary: np.ndarray, scale: int = SCALE) -> float:
+    """The foreground's area, in square pixels of the original image."""
+    return float(binary.sum() / scale**2)
+
+
+def length(skeleton: np.ndarray, scale: int = SCALE) -> float:
+    """The medial axis's length: its links between neighbouring pixels, a diagonal one counting sqrt(2).
+
+    A diagonal link is counted only where no path of two straight links joins the same
+    two pixels, so a staircase is not measured twice.
+    """
+    s = skeleton
+    straight = np.count_nonzero(s[:, 1:] & s[:, :-1]) + np.count_nonzero(s[1:, :] & s[:-1, :])
+    # (i, j)-(i+1, j+1) and (i, j+1)-(i+1, j), unless a corner pixel links them already
+    down_right = s[:-1, :-1] & s[1:, 1:] & ~s[:-1, 1:] & ~s[1:, :-1]
+    down_left = s[:-1, 1:] & s[1:, :-1] & ~s[:-1, :-1] & ~s[1:, 1:]
+    diagonal = np.count_nonzero(down_right) + np.count_nonzero(down_left)
+    return float((straight + np.sqrt(2) * diagonal) / scale)
+
+
+def measure_one(image: np.ndarray) -> np.ndarray:
+    """The ATTRIBUTES of one image (h, w): float64 (6,), NaN where the image is blank."""
+    binary = binarise(image)
+    if not binary.any():
+        return np.full(len(ATTRIBUTES), np.nan)
+    skeleton, distance = medial_axis(binary)
+    return np.array([thickness(skeleton, distance), slant(binary), *width_and_height(binary), area(binary),
+                     length(skeleton)])
+
+
+def _measure_chunk(images: np.ndarray) -> np.ndarray:
+    return np.stack([measure_one(image) for image in images]) if len(images) else np.empty((0, len(ATTRIBUTES)))
+
+
+def measure(images: np.ndarray, *, workers: int | None = None) -> np.ndarray:
+    """The ATTRIBUTES (n, 6) of images (n, h, w) (uint8 or float), over `workers` threads (default: every core)."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[..., 0]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(images) // CHUNK))
+    chunks = [images[i : i + CHUNK] for i in range(0, len(images), CHUNK)]
+    if workers <= 1:
+        return np.concatenate([_measure_chunk(c) for c in chunks]) if chunks else _measure_chunk(images)
+    with ThreadPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(_measure_chunk, chunks)))
+
+
+# ---------------------------------------------------------------------------
+# Comparing a set of digits with real ones, attribute by attribute
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """How one set of digits differs in shape from real ones, per class: rows "all", then each class.
+
+    For each row and each of `attributes`: `shift`, the set's mean minus the real digits'
+    mean (in the attribute's unit); `shift_sds`, that shift over the real digits' standard
+    deviation; `wasserstein`, the 1-D Wasserstein distance between the two sets' values.
+    Blank images (no foreground) are left out of both.
+    """
+
+    attributes: tuple[str, ...]
+    rows: tuple[str, ...]
+    shift: tuple[tuple[float, ...], ...]
+    shift_sds: tuple[tuple[float, ...], ...]
+    wasserstein: tuple[tuple[float, ...], ...]
+
+
+def compare(table: np.ndarray, labels: np.ndarray | None, real: np.ndarray, real_labels: np.ndarray,
+            *, classes: int, attributes: tuple[str, ...] = CONDITIONED) -> Comparison:
+    """The Comparison of measured digits `table` (n, ATTRIBUTES) of `labels` (None: "all" only) with `real`."""
+    from scipy.stats import wasserstein_distance
+
+    columns = [ATTRIBUTES.index(name) for name in attributes]
+    groups = [("all", np.ones(len(table), bool), np.ones(len(real), bool))]
+    if labels is not None:
+        groups += [(str(c), labels == c, real_labels == c) for c in range(classes)]
+    names, shift, sds, w1 = [], [], [], []
+    for name, mine, theirs in groups:
+        names.append(name)
+        row_shift, row_sds, row_w1 = [], [], []
+        for column in columns:
+            a, b = table[mine, column], real[theirs, column]
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if len(a) == 0 or len(b) < 2:
+                row_shift.append(float("nan")), row_sds.append(float("nan")), row_w1.append(float("nan"))
+                continue
+            difference = float(a.mean() - b.mean())
+            row_shift.append(difference)
+            row_sds.append(difference / float(b.std()) if b.std() > 0 else float("nan"))
+            row_w1.append(float(wasserstein_distance(a, b)))
+        shift.append(tuple(row_shift)), sds.append(tuple(row_sds)), w1.append(tuple(row_w1))
+    return Comparison(tuple(attributes), tuple(names), tuple(shift), tuple(sds), tuple(w1))
+
+
+def format_comparisons(comparisons: dict[str, Comparison]) -> str:
+    """A plain-text table: for each row (all, then each class) a line per set, each attribute's shift, SDs and W1."""
+    first = next(iter(comparisons.values()))
+    head = "".join(f"{name + ' (' + UNITS[name] + ')':^24}" for name in first.attributes)
+    lines = ["shape (Morpho-MNIST measures) against real training digits: mean shift, in the unit and in real "
+             "standard deviations, and the 1-D Wasserstein distance",
+             f"{'':<6}{'':<13}{head}",
+             f"{'class':<6}{'set':<13}" + f"{'shift':>8}{'SDs':>7}{'W1':>8} " * len(first.attributes)]
+    for r, row in enumerate(first.rows):
+        for name, comparison in comparisons.items():
+            cells = "".join(f"{comparison.shift[r][a]:+8.3f}{comparison.shift_sds[r][a]:+7.2f}"
+                            f"{comparison.wasserstein[r][a]:8.3f} " for a in range(len(comparison.attributes)))
+            lines.append(f"{row:<6}{name:<13}{cells}")
+    return "\n".join(line.rstrip() for line in lines)
