@@ -200,27 +200,28 @@ def test_a_missing_judge_names_the_command_that_makes_it(monkeypatch, dataset, j
 
 
 @pytest.mark.slow
-def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale(monkeypatch, tmp_path):
+def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale(monkeypatch, tmp_path,
+                                                                                  mnist_small):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
     classifier = judges.load_classifier(judges.DEFAULT_CLASSIFIER)
     x, y = MNIST.load()
     images, labels = x[:300], y[:300]
-    fresh = evaluation.Evaluator(classifier, second=False)
+    fresh = evaluation.Evaluator(classifier, data=mnist_small, second=False)
     first = fresh.score(images, labels)
     cached_files = sorted((tmp_path / "evaluation").iterdir())
     assert [p.suffix for p in cached_files] == [".npz"]
-    with monkeypatch.context() as patched:  # from the cache, with no pass of the 10,000 images
+    with monkeypatch.context() as patched:  # from the cache, with no pass of the real test images
         patched.setattr(evaluation._FeatureSpace, "run", lambda self, images: pytest.fail("recomputed"))
-        again = evaluation.Evaluator(classifier, second=False)
+        again = evaluation.Evaluator(classifier, data=mnist_small, second=False)
     assert np.array_equal(again.spaces["convnet"].real, fresh.spaces["convnet"].real)
     assert again.score(images, labels) == first
     # a truncated entry (a disk that filled up, say) is recomputed and replaced
     cached_files[0].write_bytes(cached_files[0].read_bytes()[:1000])
-    assert evaluation.Evaluator(classifier, second=False).score(images, labels) == first
+    assert evaluation.Evaluator(classifier, data=mnist_small, second=False).score(images, labels) == first
     assert cached_files[0].stat().st_size > 1000
     # other weights are another judge: its features are computed, not taken from the first's entry
     classifier.layers[-1].set_weights([w * 2 for w in classifier.layers[-1].get_weights()])
-    changed = evaluation.Evaluator(classifier, second=False)
+    changed = evaluation.Evaluator(classifier, data=mnist_small, second=False)
     assert changed.key != fresh.key and len(list((tmp_path / "evaluation").iterdir())) == 2
 
 
