@@ -29,7 +29,8 @@ halves against real test digits, beside the same figures for real pairs.
 
 For MNIST generators, the shape section (`shape_section`): each class's thickness, slant,
 width and height as Morpho-MNIST measures them (`cgan.shape`), against the real training
-digits of the reference line, beside a second draw of real training digits against them.
+digits of the reference line, beside a second draw of real training digits against them;
+for pairs, of their halves (per digit where the number was asked for).
 """
 
 from __future__ import annotations
@@ -429,12 +430,12 @@ def score_pairs(evaluator: Evaluator, dataset: PairsDataset, images: np.ndarray,
                       halves=evaluator.score(both, None), count=n)
 
 
-def pair_rows(generator, dataset: PairsDataset, *, data=None, per_class: int, seed: int = 0,
+def pair_rows(images: np.ndarray, asked: np.ndarray, dataset: PairsDataset, *, data=None, seed: int = 0,
               classifier: Path | None = None) -> dict[str, PairScores]:
-    """The generator's pair figures, and those of real pairs from the test digits and from the training digits."""
+    """The figures of a generator's pairs `images` drawn for classes `asked`, and those of as many real pairs from
+    the test digits and from the training digits."""
     evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data)
-    asked = np.repeat(np.arange(dataset.num_classes), per_class)
-    rows = {"generator": score_pairs(evaluator, dataset, generate(generator, asked, seed=seed), asked)}
+    rows = {"generator": score_pairs(evaluator, dataset, images, asked)}
     for split in ("test", "train"):
         digits, classes = dataset.load(data, split)
         real, labels = dataset.pairs(digits, classes, len(asked), seed=seed)
@@ -467,8 +468,15 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     shapes = {}
     if isinstance(dataset, PairsDataset) and conditional:
         per_digit = per_digit or 10_000 // dataset.num_classes
-        rows = pair_rows(generator, dataset, data=data, per_class=per_digit, seed=seed, classifier=classifier)
+        asked = np.repeat(np.arange(dataset.num_classes), per_digit)
+        images = generate(generator, asked, seed=seed)
+        rows = pair_rows(images, asked, dataset, data=data, seed=seed, classifier=classifier)
         table = format_pair_table(rows, dataset)
+        # each half is an MNIST digit: by number, the digit asked for on each side is known
+        digits = np.concatenate([asked // 10, asked % 10]) if dataset.condition == "number" else None
+        # as many real digits of each as there are halves of a digit, up to the digits' 1,000
+        shapes = shape_section(halves(images), digits, data=data, per_digit=min(1000, 2 * len(images) // 10))
+        table += "\n\n" + shape.format_comparisons(shapes)
     else:
         per_digit = per_digit or 1000
         if isinstance(dataset, PairsDataset):

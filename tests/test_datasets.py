@@ -4,6 +4,7 @@ scoring."""
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import struct
 from pathlib import Path
@@ -277,3 +278,17 @@ def test_the_shipped_fashion_model_draws_the_class_asked_for():
     evaluator = evaluation.Evaluator(dataset=FASHION, second=False)  # the convnet reads the classes
     scores = evaluator.score_generator(generator, per_digit=20, seed=3)
     assert scores.accuracy >= 0.85, scores.per_digit_accuracy
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_pairs_generator_and_the_shape_of_its_halves(capsys, mnist_small):
+    """--evaluate of a pairs generator: the pair table, and Morpho-MNIST's measures of each half, per digit asked."""
+    path = ROOT / "models" / "pairs_number.h5"
+    assert cgan_mnist.main(["--evaluate", f"--generator={path}", "--count", "2", "--json",
+                            "--data", str(mnist_small)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["per_class"] == 2 and out["generator"]["count"] == 200 and out["real (test)"]["count"] == 200
+    assert out["generator"]["condition_met"] > 0.8
+    halves = out["shape"]["generator"]
+    assert halves["rows"] == ["all", *map(str, range(10))]  # each half's digit is known from the number asked
+    assert max(abs(x) for x in halves["shift_sds"][0]) < 0.5  # the halves are shaped as real digits
