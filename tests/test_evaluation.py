@@ -28,12 +28,16 @@ def real_train():
     return x[pick], y[pick]
 
 
-def test_shipped_classifier_reads_the_test_set(evaluator):
+def test_shipped_classifier_reads_the_test_set(evaluator, mnist_small):
     x, y = MNIST.load(split="test")
-    s = evaluator.score(x, y)
-    assert s.accuracy >= 0.99
+    _, logits = evaluator._run(x)
+    assert (logits.argmax(1) == y).mean() >= 0.99
+    # the reference set against itself, under both judges (the 256 test digits of the small set: the
+    # figures are exact whatever the size, and the neighbours of 10,000 twice cost 15 s)
+    small = evaluation.Evaluator(data=mnist_small)
+    s = small.score(*MNIST.load(mnist_small, split="test"))
     assert set(s.distances) == {"convnet", "resnet"}
-    assert max(s.distances.values()) < 1e-6  # the reference set against itself, under both judges
+    assert max(s.distances.values()) < 1e-6
     assert s.precision == s.recall == {"convnet": 1.0, "resnet": 1.0}
     assert s.diversity == pytest.approx(1.0)
 
