@@ -97,3 +97,35 @@ def test_the_shipped_generator_draws_digits_of_real_shape_and_noise_does_not(tin
     untrained = evaluation.shape_section(generate(load_generator(tiny_generator_file), digits, seed=0), digits,
                                          per_digit=100)["generator"]
     assert not all(abs(x) < 0.25 for x in untrained.shift_sds[0] if np.isfinite(x))
+
+
+def test_the_command_measures_a_saved_npz_and_writes_its_table(tmp_path, capsys):
+    images = np.stack([bar(w) for w in (2, 4, 6)] * 4)
+    labels = np.array([1, 1, 7] * 4)
+    np.savez(tmp_path / "samples.npz", images=images, labels=labels)  # the layout of --save-npz
+    out = tmp_path / "shapes.npz"
+    assert shape.main([str(tmp_path / "samples.npz"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "thickness (px)" in printed and printed.splitlines()[1].split()[:2] == ["all", "12"]
+    with np.load(out) as saved:
+        assert list(saved["names"]) == list(shape.ATTRIBUTES)
+        np.testing.assert_array_equal(saved["labels"], labels)
+        np.testing.assert_allclose(saved["attributes"][:3, 0], [2, 4, 6], rtol=0.15)
+
+
+@pytest.mark.parametrize("make, argv, message", [
+    (None, ["missing.npz"], "not a readable .npz"),
+    (lambda p: np.savez(p, x=np.zeros(3)), ["bad.npz"], "no `images` array"),
+    (lambda p: np.savez(p, images=np.zeros((2, 28, 28))), ["bad.npz"], "must be uint8"),
+    (lambda p: np.savez(p, images=np.zeros((2, 28, 28), np.uint8), labels=[1]), ["bad.npz"], "1 labels for 2 images"),
+    (None, ["--out", "table.csv", "--limit", "2"], "--out must name an .npz file"),
+    (None, ["--limit", "0"], "--limit must be at least 1"),
+])
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch, make, argv, message):
+    monkeypatch.chdir(tmp_path)
+    if make:
+        make(tmp_path / "bad.npz")
+    assert shape.main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "table.csv").exists()
