@@ -265,7 +265,8 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--generator", metavar="PATH",
                      help="a trained generator (.h5 or .keras): sample from it instead of training")
     run.add_argument("--evaluate", action="store_true",
-                     help="with --generator: print label accuracy, Frechet distance and diversity against real digits")
+                     help="with --generator: print label accuracy, Frechet distances, precision, recall, "
+                          "diversity and (for digits) shape against real ones")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue the training run in RUN_DIR from its newest checkpoint")
     run.add_argument("--plot-losses", metavar="RUN_DIR",
