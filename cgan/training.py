@@ -316,9 +316,19 @@ def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step,
     if step % config.save_interval:
         checkpoints.save(gan, out_dir, step)
         samples.dump(step)
-    path = save_generator(gan.averaged_generator(), model_path)
+    path = save_generator(_for_sampling(gan.averaged_generator(), config, networks), model_path)
     if verbose:
         done = step - start_step
         print(f"trained {done} steps in {elapsed / 60:.1f} min ({elapsed / max(done, 1) * 1000:.0f} ms/step)")
         print(f"generator saved to {path}")
     return path
+
+
+def _for_sampling(generator, config, networks):
+    """The generator users sample, in float32: a --precision float64 run (for checks) trains a float64 one,
+    which ONNX Runtime and the page could not run."""
+    if generator.outputs[0].dtype != "float64":
+        return generator
+    twin = networks.generator(config, dtype="float32")
+    twin.set_weights([np.asarray(w, np.float32) for w in generator.get_weights()])
+    return twin

@@ -76,6 +76,11 @@ def weights(path) -> list[np.ndarray]:
     return cgan_mnist.load_generator(path).get_weights()
 
 
+def last_checkpoint(run_dir) -> dict[str, np.ndarray]:
+    with np.load(checkpoints.list_checkpoints(run_dir)[-1]) as data:
+        return {key: data[key].astype(np.float64) for key in data.files}
+
+
 def largest_difference(a, b) -> float:
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
 
@@ -100,15 +105,20 @@ def runs(tmp_path_factory, mnist_small):
 def test_two_workers_train_the_generator_one_process_does(runs):
     for code, _out, err in runs["workers"]:
         assert code == 0, err[-3000:]
-    two, one = weights(runs["two"] / "cgan_mnist.h5"), weights(runs["one"] / "cgan_mnist.h5")
+    # the last checkpoints hold every float64 weight of G, D, the average and both optimizers
+    two, one = (last_checkpoint(runs[name]) for name in ("two", "one"))
+    assert sorted(two) == sorted(one)
     start = cgan_mnist.make_gan(from_run(json.loads((runs["one"] / "run.json").read_text())["config"]))
-    moved = largest_difference(start.ema_generator.get_weights(), one)
+    moved = largest_difference(start.ema_generator.get_weights(), weights(runs["one"] / "cgan_mnist.h5"))
     assert moved > 0.1  # the runs trained
-    assert largest_difference(two, one) < TOLERANCE
+    assert max(float(np.max(np.abs(two[k] - one[k]))) for k in one) < TOLERANCE
+    # the saved generators are float32 copies of the average (what users sample, ONNX and the page run)
+    saved = [weights(runs[name] / "cgan_mnist.h5") for name in ("two", "one")]
+    assert all(w.dtype == np.float32 for w in saved[0]) and largest_difference(*saved) < 1e-6
     labels = list(range(10)) * 10
-    drawn = [cgan_mnist.generate(cgan_mnist.load_generator(runs[name] / "cgan_mnist.h5"), labels, seed=0)
+    drawn = [cgan_mnist.generate(cgan_mnist.load_generator(runs[name] / "cgan_mnist.h5"), labels, seed=0).astype(int)
              for name in ("two", "one")]
-    np.testing.assert_array_equal(drawn[0], drawn[1])
+    assert np.abs(drawn[0] - drawn[1]).max() <= 1  # float32 copies of weights 1e-15 apart: a grey level at most
     steps = read_losses(runs["two"])["step"]
     assert list(steps) == list(range(1, STEPS + 1))  # each step once, though two processes trained it
     logged_two, logged_one = read_losses(runs["two"]), read_losses(runs["one"])
