@@ -6,6 +6,7 @@ never import it (training gets the network builders passed down):
 - `data`: dataset descriptions (image shape, classes), loading, batching, the pixel range;
 - `config`: the hyperparameters of a run, each described once;
 - `sampling`: load and save a generator, `generate` (no training code);
+- `sample_command`: the script's sampling command (what its flags ask for, the files it writes);
 - `layers`: the project's own layers a saved generator may hold (the `--number-code` draw);
 - `images`: grids, PNG, GIF and npz files;
 - `morphs`: label morphs and latent walks;
@@ -13,8 +14,8 @@ never import it (training gets the network builders passed down):
 - `distribute`: `--distribute` on several devices or the workers of TF_CONFIG;
 - `checkpoints`, `training_log`: resuming and stopping cleanly, the per-step record;
 - `precision`, `budget`, `flops`: `--precision auto`, `--minutes`, a step's operations;
-- `evaluation`, `judges`: label accuracy, Frechet distances, precision, recall and diversity,
-  and the two feature networks they are measured with;
+- `evaluation`, `judges`, `shape`: label accuracy, Frechet distances, precision, recall and diversity,
+  the two feature networks they are measured with, and Morpho-MNIST's shape measures;
 - `backend`, `files`, `errors`, `cli`, `diagrams`: TensorFlow set-up, atomic writes, the
   user-facing error types, command-line helpers, plot_model.
 """

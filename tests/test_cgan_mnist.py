@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_one_line_error, needs_dot, run_cli, run_main
 
 import cgan_mnist
-from cgan import images, precision
+from cgan import images, precision, sample_command
 from cgan.backend import keras
 
 # --- the networks ---------------------------------------------------------
@@ -132,8 +132,9 @@ def test_cli_same_seed_same_bytes(tiny_generator_file, tmp_path, monkeypatch):
 
 def test_a_large_count_is_drawn_in_batches_and_the_picture_shows_the_first(tiny_generator_file, tmp_path, monkeypatch,
                                                                            capsys):
-    monkeypatch.setattr(cgan_mnist, "PICTURE_LIMIT", 8)
-    monkeypatch.setattr(cgan_mnist, "generate_batches", functools.partial(cgan_mnist.generate_batches, batch_size=3))
+    monkeypatch.setattr(sample_command, "PICTURE_LIMIT", 8)
+    monkeypatch.setattr(sample_command, "generate_batches",
+                        functools.partial(sample_command.generate_batches, batch_size=3))
     assert cgan_mnist.main([f"--generator={tiny_generator_file}", "--digits", "4", "7", "--count", "10", "--seed", "2",
                             "--out-dir", str(tmp_path), "--save-npz", str(tmp_path / "all.npz")]) == 0
     assert "the picture shows 8 of the 20 images" in capsys.readouterr().out
