@@ -72,6 +72,21 @@ class Dataset:
     })
     aliases: dict = dataclasses.field(default_factory=dict)  # other names of classes, lower case: {"boot": 9}
     grid_classes: tuple[int, ...] | None = None  # the classes a training run's sample grid shows (None: all)
+    # How the sampling command asks for a class: its own flags beside --class and --classes ("digit",
+    # "digits"), the hint a flag that does not fit gets, the example the line after training shows,
+    # and what the generator draws, as a message says it ("" for the defaults of `describe`).
+    class_flags: tuple[str, ...] = ()
+    ask_hint: str = "--class NAME"
+    example: str = ""
+    description: str = ""
+
+    def describe(self) -> str:
+        """What a generator of this dataset draws, in a message: "Fashion-MNIST classs" reads "... classes"."""
+        return self.description or f"{self.title} {self.class_word}{'es' if self.class_word.endswith('s') else 's'}"
+
+    def sample_example(self) -> str:
+        """The flags that draw one class, as the line after training suggests them."""
+        return self.example or f"--class {self.class_names[0].lower()}"
 
     @property
     def key(self) -> str:
@@ -198,6 +213,7 @@ class Dataset:
 MNIST = Dataset(
     name="mnist", title="MNIST", image_shape=(28, 28, 1), class_names=tuple("0123456789"), class_word="digit",
     default_path=ROOT / "data" / "mnist.npz", keras_name="mnist",
+    class_flags=("digit", "digits"), ask_hint="--digit N", example="--digit=6", description="single digits (28x28)",
 )
 
 FASHION = Dataset(
@@ -206,7 +222,7 @@ FASHION = Dataset(
                  "Ankle boot"),
     class_word="class", default_path=Path("/usr/share/datasets/fashion-mnist"),  # Debian's dataset-fashion-mnist
     keras_name="fashion_mnist",
-    aliases={"t-shirt": 0, "tshirt": 0, "top": 0, "trousers": 1, "boot": 9, "ankle-boot": 9},
+    aliases={"t-shirt": 0, "tshirt": 0, "top": 0, "trousers": 1, "boot": 9, "ankle-boot": 9}, example="--class shirt",
 )
 
 
@@ -274,10 +290,14 @@ PAIRS_NUMBER = PairsDataset(
     name="pairs", title="MNIST pairs", image_shape=(28, 56, 1), class_names=tuple(f"{n:02d}" for n in range(100)),
     class_word="number", default_path=MNIST.default_path, keras_name="mnist", condition="number",
     grid_classes=(7, 18, 29, 30, 41, 52, 63, 74, 85, 96),  # every digit once on each side
+    class_flags=("number", "numbers"), ask_hint="--number NN", example="--number 37",
+    description="two-digit numbers (28x56)",
 )
 PAIRS_BELOW50 = PairsDataset(
     name="pairs", title="MNIST pairs", image_shape=(28, 56, 1), class_names=("50-99", "00-49"), class_word="condition",
     default_path=MNIST.default_path, keras_name="mnist", condition="below50",
+    class_flags=("condition",), ask_hint="--condition 1 (or 0)", example="--condition 1",
+    description="two-digit numbers conditioned on whether they are at most 49",
 )
 DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50)}
 DATASET_NAMES = ("mnist", "fashion", "pairs")

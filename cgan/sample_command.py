@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from cgan import images, morphs
-from cgan.data import MNIST, PAIRS_BELOW50, PAIRS_NUMBER, Dataset, dataset_of
+from cgan.data import Dataset, dataset_of
 from cgan.errors import UserError
 from cgan.files import check_file, check_folder
 from cgan.sampling import class_count, generate_batches, image_size, load_generator
 
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
 PICTURE_LIMIT = 1024  # images a sample grid shows at most (--save-npz keeps them all)
+DATASET_CLASS_FLAGS = ("digit", "digits", "number", "numbers", "condition")  # `Dataset.class_flags` of all
 ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
 
 
@@ -143,8 +144,7 @@ def sample_hint(path) -> str:
     generator = load_generator(path)
     if class_count(generator) is None:
         return "--count 16"
-    return {MNIST.key: "--digit=6", PAIRS_NUMBER.key: "--number 37", PAIRS_BELOW50.key: "--condition 1"}.get(
-        dataset_of(generator).key, "--class shirt")
+    return dataset_of(generator).sample_example()
 
 
 def _parse_class(dataset: Dataset, text: str, flag: str) -> int:
@@ -161,18 +161,9 @@ def _file_name(dataset: Dataset, label: int) -> str:
 
 def _asked_classes(args, dataset: Dataset, path) -> list[int] | None:
     """The classes the sampling flags ask for (None: none asked), each checked against what the generator draws."""
-    hint = {MNIST.key: "--digit N", PAIRS_NUMBER.key: "--number NN", PAIRS_BELOW50.key: "--condition 1 (or 0)"}.get(
-        dataset.key, "--class NAME")
-    what = f"{dataset.title} {dataset.class_word}s" if dataset is not MNIST else "single digits (28x28)"
-    if dataset is PAIRS_BELOW50:
-        what = "two-digit numbers conditioned on whether they are at most 49"
-    elif dataset is PAIRS_NUMBER:
-        what = "two-digit numbers (28x56)"
-    for flags, fits in ((("digit", "digits"), dataset is MNIST), (("number", "numbers"), dataset is PAIRS_NUMBER),
-                        (("condition",), dataset is PAIRS_BELOW50)):
-        given = [name for name in flags if getattr(args, name) is not None]
-        if given and not fits:
-            raise UserError(f"{path} draws {what}, so --{given[0]} does not apply: use {hint}")
+    for name in DATASET_CLASS_FLAGS:  # a dataset's own flags fit its generators only
+        if getattr(args, name) is not None and name not in dataset.class_flags:
+            raise UserError(f"{path} draws {dataset.describe()}, so --{name} does not apply: use {dataset.ask_hint}")
     for name in ("digit", "class_", "number", "condition"):
         if getattr(args, name) is not None:
             return [_parse_class(dataset, getattr(args, name), "--" + name.strip("_"))]
