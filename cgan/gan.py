@@ -410,8 +410,7 @@ class ConditionalGAN(keras.Model):
         whole's count, so that the replicas' terms add up to one device's mean.
         """
         group = max(self.config.minibatch_std, 1)
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
+        context, replicas = losses.replica_context()
         replica = context.replica_id_in_sync_group if replicas > 1 else 0
         groups = tf.shape(real)[0] // group  # this replica's
         picked = tf.range((-replica * groups) % 4, groups, 4)  # its groups that are fourth groups of the whole

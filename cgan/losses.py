@@ -19,7 +19,7 @@ from collections.abc import Callable
 from cgan.backend import tf
 
 
-def _replicas():
+def replica_context():
     """The replica context (None in a cross-replica context) and the number of replicas in sync."""
     context = tf.distribute.get_replica_context()
     return context, context.num_replicas_in_sync if context is not None else 1
@@ -32,7 +32,7 @@ def wide(x):
 
 def replica_mean(x):
     """Mean over this replica's batch, scaled so that the sum over replicas is the global mean."""
-    _, replicas = _replicas()
+    _, replicas = replica_context()
     mean = tf.reduce_mean(x)
     return mean if replicas == 1 else mean / replicas
 
@@ -54,7 +54,7 @@ def feature_matching(real_features, real_classes, fake_features, fake_classes, c
 
     (real_sums, real_counts), (fake_sums, fake_counts) = (sums(tf.stop_gradient(real_features), real_classes),
                                                           sums(fake_features, fake_classes))
-    context, replicas = _replicas()
+    context, replicas = replica_context()
     if replicas > 1:
         real_sums, real_counts, fake_sums, fake_counts = context.all_reduce(
             tf.distribute.ReduceOp.SUM, [real_sums, real_counts, fake_sums, fake_counts])

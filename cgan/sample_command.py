@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from cgan import images, morphs
-from cgan.data import Dataset, dataset_of
+from cgan.data import DATASETS, Dataset, dataset_of
 from cgan.errors import UserError
 from cgan.files import check_file, check_folder
 from cgan.sampling import class_count, generate_batches, image_size, load_generator
 
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
 PICTURE_LIMIT = 1024  # images a sample grid shows at most (--save-npz keeps them all)
-DATASET_CLASS_FLAGS = ("digit", "digits", "number", "numbers", "condition")  # `Dataset.class_flags` of all
+# the sampling flags of one kind of dataset's classes (`Dataset.class_flags`), beside --class and --classes
+DATASET_CLASS_FLAGS = tuple(name for dataset in DATASETS.values() for name in dataset.class_flags)
 ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
 
 

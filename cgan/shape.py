@@ -160,21 +160,19 @@ def compare(table: np.ndarray, labels: np.ndarray | None, real: np.ndarray, real
     groups = [("all", np.ones(len(table), bool), np.ones(len(real), bool))]
     if labels is not None:
         groups += [(str(c), labels == c, real_labels == c) for c in range(classes)]
+    def cell(a, b):  # (shift, shift in SDs, W1) of values a against real values b, blanks left out
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(a) == 0 or len(b) < 2:
+            return (float("nan"),) * 3
+        shift = float(a.mean() - b.mean())
+        return shift, shift / float(b.std()) if b.std() > 0 else float("nan"), float(wasserstein_distance(a, b))
+
     names, shift, sds, w1 = [], [], [], []
     for name, mine, theirs in groups:
+        row = [cell(table[mine, column], real[theirs, column]) for column in columns]
         names.append(name)
-        row_shift, row_sds, row_w1 = [], [], []
-        for column in columns:
-            a, b = table[mine, column], real[theirs, column]
-            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-            if len(a) == 0 or len(b) < 2:
-                row_shift.append(float("nan")), row_sds.append(float("nan")), row_w1.append(float("nan"))
-                continue
-            difference = float(a.mean() - b.mean())
-            row_shift.append(difference)
-            row_sds.append(difference / float(b.std()) if b.std() > 0 else float("nan"))
-            row_w1.append(float(wasserstein_distance(a, b)))
-        shift.append(tuple(row_shift)), sds.append(tuple(row_sds)), w1.append(tuple(row_w1))
+        for figures, values in zip((shift, sds, w1), zip(*row)):
+            figures.append(tuple(values))
     return Comparison(tuple(attributes), tuple(names), tuple(shift), tuple(sds), tuple(w1))
 
 
