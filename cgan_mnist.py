@@ -35,7 +35,7 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 1
 
 import numpy as np
 
-from cgan import budget, diagrams, sample_command, training
+from cgan import budget, conditions, diagrams, sample_command, training
 from cgan import config as config_flags
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
@@ -44,7 +44,7 @@ from cgan.data import MNIST, PAIRS_NUMBER
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.layers import MinibatchStd, NumberCode
+from cgan.layers import Attributes, MinibatchStd, NumberCode
 from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, generate, load_generator
 
@@ -62,8 +62,9 @@ MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit numbers
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
-                    dtype: str | None = None, synchronized: bool = False, name: str = "generator") -> keras.Model:
-    """G(noise, label) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
+                    attributes: dict[str, str] | None = None, dtype: str | None = None, synchronized: bool = False,
+                    name: str = "generator") -> keras.Model:
+    """G(noise, label[, shape]) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
     convolutions grow an (h/4, w/4) grid to the image: 7x7 for a 28x28 digit,
@@ -76,7 +77,11 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     noise (`cgan.layers.NumberCode`), and the embedding is the number's. With `class_norm`, each
     BatchNorm's output is also scaled by 1 + gain(e) and shifted by bias(e), two linear maps of the
     label's embedding e (conditional batch normalisation: de Vries et al., 2017; Miyato and Koyama,
-    2018), so the label reaches every stage and not only the first. `synchronized` batch normalisation
+    2018), so the label reaches every stage and not only the first. `attributes` ({name: unit}, with
+    classes) adds the input `shape` (b, k): measured attributes in their units, which an `Attributes`
+    layer makes standard scores (and records, with the data's statistics: `cgan.conditions`); a
+    linear map of them joins the label's embedding, so they condition every place the label does.
+    `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
     """
@@ -92,6 +97,12 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = NumberCode(number_members, name="number_code")(noise, label)  # (b, numbers) one-hot
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
+        if attributes:
+            measured = keras.Input((len(attributes),), name=conditions.SHAPE)
+            scores = Attributes(attributes, attributes.values(), num_classes, conditions.REFERENCE_ROWS,
+                                name=conditions.LAYER)(measured)
+            y = layers.Concatenate(dtype=dtype)([y, layers.Dense(32, name="attribute_embedding", dtype=dtype)(scores)])
+            inputs[conditions.SHAPE] = measured
         x = layers.Concatenate(dtype=dtype)([noise, y])
 
     def normalized(x):
@@ -129,8 +140,9 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
                         num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
+                        attributes: dict[str, str] | None = None, attribute_head: bool = False,
                         dtype: str | None = None) -> keras.Model:
-    """D(image, label) -> one real/fake logit (float32; float64 under that policy), with a projection head.
+    """D(image, label[, shape]) -> one real/fake logit (float32; float64 under that policy), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
     `extra_convs` 3x3 convolutions follow, after a channel of the batch's spread
@@ -147,6 +159,9 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     `twin` adds a third, `twin_logits`, the same head again: TAC-GAN's twin classifier
     (Gong et al., 2019), which learns the labels of fakes, for `--twin-classifier`.
     `features` adds `features`, h itself, for G's feature matching (`--feature-matching`).
+    `attributes` (as for the generator) adds the input `shape` and a second projection,
+    <A h, s> for the attributes' standard scores s; `attribute_head` adds the output
+    `attribute_predictions`, a regression of s from h (for `--shape-weight`).
     """
     image = keras.Input(image_shape, name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype)(image)
@@ -169,8 +184,18 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot", dtype=dtype)(label)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
+    if attributes:
+        measured = keras.Input((len(attributes),), name=conditions.SHAPE)
+        scores = Attributes(attributes, attributes.values(), num_classes, 1, name=conditions.LAYER)(measured)
+        per_attribute = layers.Dense(len(attributes), use_bias=False, name="attribute_projection", dtype=dtype)(h)
+        logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([scores, per_attribute])])
+        inputs[conditions.SHAPE] = measured
     logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
+    if attributes and attribute_head:
+        predicted = layers.Dense(len(attributes), dtype=dtype, name="attribute_regressor")(h)
+        outputs["attribute_predictions"] = layers.Activation("linear", dtype=output_dtype(dtype),
+                                                             name="attribute_predictions")(predicted)
     if auxiliary:
         class_logits = layers.Dense(auxiliary_classes or num_classes, dtype=dtype, name="classifier")(h)
         outputs["class_logits"] = layers.Activation("linear", dtype=output_dtype(dtype),
@@ -185,10 +210,10 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
 
 
 def build_adversarial(generator: keras.Model, discriminator: keras.Model) -> keras.Model:
-    """The stacked model D(G(z, y), y): noise (and label) in, the discriminator's logit (and class logits) out."""
+    """The stacked model D(G(z, c), c): noise (and conditions c) in, the discriminator's logit (and heads) out."""
     inputs = {name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in generator.input.items()}
     fake = generator(inputs)
-    logit = discriminator({"image": fake, **({"label": inputs["label"]} if "label" in inputs else {})})
+    logit = discriminator({"image": fake, **{name: t for name, t in inputs.items() if name in discriminator.input}})
     return keras.Model(inputs, logit, name="adversarial")
 
 
@@ -199,8 +224,8 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
                            top_width=config.g_top_width,
                            num_classes=None if config.unconditional else dataset.num_classes,
                            number_members=dataset.number_members().T if config.number_code else None,
-                           image_shape=dataset.image_shape, class_norm=config.g_class_norm, dtype=dtype,
-                           synchronized=distributed,
+                           image_shape=dataset.image_shape, class_norm=config.g_class_norm,
+                           attributes=conditions.attributes_of(config.condition), dtype=dtype, synchronized=distributed,
                            name=dataset.generator_name)
 
 
@@ -215,7 +240,9 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
                                num_classes=None if config.unconditional else classes,
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
-                               twin=config.twin_classifier, features=config.feature_matching > 0, dtype=dtype)
+                               twin=config.twin_classifier, features=config.feature_matching > 0,
+                               attributes=conditions.attributes_of(config.condition),
+                               attribute_head=config.shape_weight > 0, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)
@@ -298,6 +325,7 @@ def build_parser() -> ArgumentParser:
                        help="fixed noise, the label morphing from class A to B")
     which.add_argument("--walk", nargs="?", const=sample_command.ANY_CLASS, metavar="N",
                        help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
+    conditions.add_arguments(sample)
     sample.add_argument("--count", type=int, default=None, metavar="K",
                         help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
                              "scored per class: 1000, 100 per number for pairs)")
@@ -336,8 +364,9 @@ def build_parser() -> ArgumentParser:
     common.add_argument("--out-dir", metavar="DIR",
                         help="output folder (default: runs/train-TIMESTAMP for training, samples for sampling)")
     common.add_argument("--condition", metavar="C",
-                        help="training with --dataset pairs: number (default) or below50; sampling a below50 pairs "
-                             "generator: 1 (numbers up to 49) or 0 (50 and over)")
+                        help="training: shape (digits conditioned on their measured thickness, slant, width and "
+                             "height too), or with --dataset pairs number (default) or below50; sampling a below50 "
+                             "pairs generator: 1 (numbers up to 49) or 0 (50 and over)")
     common.add_argument("--seed", type=int, default=None,
                         help="random seed; the same seed gives the same images "
                              "(default: 0 for training, random for sampling)")
@@ -380,9 +409,7 @@ def config_from_args(args) -> Config:
     """The Config the command line asks for."""
     overrides = {"seed": 0 if args.seed is None else args.seed}
     if args.condition is not None:
-        if args.dataset != "pairs":
-            raise UserError(f"--condition is for --dataset pairs (number or below50), not --dataset {args.dataset}")
-        overrides["condition"] = args.condition
+        overrides["condition"] = args.condition  # checked against --dataset by Config.validate
     if args.minutes is not None and ("train_steps" in getattr(args, "given", ()) or args.dry_run):
         raise UserError(f"--minutes sets the number of steps: it does not go with "
                         f"{'--dry-run' if args.dry_run else '--train-steps'}")

@@ -59,7 +59,8 @@ class Config:
                           "side by side, 28x56)", choices=DATASET_NAMES)
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is "
-                            "at most 49 (below50)", flag=False, choices=CONDITIONS)
+                            "at most 49 (below50); with --dataset mnist, shape: the digit and its measured thickness, "
+                            "slant, width and height (cgan.conditions)", flag=False, choices=CONDITIONS)
     train_steps: int = _field(3_510, "training steps, each one generator update (and --critic-steps of D)")
     batch_size: int = _field(128, "images per step")
     latent_dim: int = _field(256, "noise dimensions")
@@ -120,6 +121,10 @@ class Config:
                                      "class: the distance between the means of the discriminator's last features "
                                      "over the batch's real images and over its fakes of each class, which G shrinks; "
                                      "0: none")
+    shape_weight: float = _field(1.0, "with --condition shape: weight of a regression head on the discriminator's "
+                                 "features that learns real digits' measured attributes, G being pushed towards fakes "
+                                 "it reads as the attributes asked (an auxiliary network for the continuous "
+                                 "conditions); 0: none, the projection alone")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
@@ -183,6 +188,11 @@ class Config:
                 raise UserError(f"--number-code does not go with "
                                 f"{'--unconditional' if self.unconditional else '--aux-target number'}: it conditions "
                                 "D on numbers itself")
+        if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
+            raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
+        if self.condition == "shape" and (self.unconditional or self.number_code):
+            raise UserError("--condition shape conditions on the digit and its shape: it does not go with "
+                            f"{'--unconditional' if self.unconditional else '--number-code'}")
         dataset_named(self.dataset, self.condition)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32, bfloat16 or float64, got {self.precision!r}")
@@ -213,11 +223,15 @@ def data_of(config: Config):
     return dataset_named(config.dataset, config.condition)
 
 
-def training_batches(config: Config, images, labels, *, start_step: int = 0):
-    """The tf.data.Dataset a run of `config` trains on from `start_step`: one real batch for each D update of a step."""
-    return data_of(config).batches(images, labels, batch_size=config.batch_size * config.critic_steps,
+def training_batches(config: Config, images, conditions: dict, *, start_step: int = 0):
+    """The tf.data.Dataset a run of `config` trains on from `start_step`: one real batch for each D update of a step.
+
+    `conditions` are the images' labels and any other conditions (`cgan.conditions.training_conditions`).
+    """
+    extra = {name: values for name, values in conditions.items() if name != "label"}
+    return data_of(config).batches(images, conditions["label"], batch_size=config.batch_size * config.critic_steps,
                                    seed=config.seed, start_step=start_step,
-                                   numbers=config.aux_target == "number" or config.number_code)
+                                   numbers=config.aux_target == "number" or config.number_code, extra=extra)
 
 
 def flag(name: str) -> str:

@@ -203,11 +203,11 @@ class Dataset:
         raise InputError(f"{folder}: expected {stem} or {stem}.gz (the {self.title} IDX files) in this folder")
 
     def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
-                numbers: bool = False):
+                numbers: bool = False, extra: dict[str, np.ndarray] | None = None):
         """The training batches of these images from `start_step` on (see `shuffled_batches`)."""
         if numbers:
             raise ValueError(f"{self.title} images show no number (numbers=True is for pairs)")
-        return shuffled_batches(images, labels, batch_size=batch_size, seed=seed, start_step=start_step)
+        return shuffled_batches(images, labels, batch_size=batch_size, seed=seed, start_step=start_step, extra=extra)
 
 
 MNIST = Dataset(
@@ -265,13 +265,15 @@ class PairsDataset(Dataset):
                 self.label(digits[left], digits[right]).astype(np.int32))
 
     def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
-                numbers: bool = False):
+                numbers: bool = False, extra: dict[str, np.ndarray] | None = None):
         """Batches of pairs: the two digits of every pair drawn afresh per step, a pure function of (seed, step).
 
         `numbers`: each pair's number (00-99) in place of its label, the same pairs otherwise.
         """
         from cgan.backend import tf
 
+        if extra:
+            raise ValueError(f"pairs take no conditions but their label, got {', '.join(extra)}")
         x, digits = tf.constant(images), tf.constant(labels.astype(np.int32))
         n = len(images)
 
@@ -281,7 +283,7 @@ class PairsDataset(Dataset):
             pair = tf.concat([tf.gather(x, which[0]), tf.gather(x, which[1])], axis=2)  # (b, 28, 56)
             left, right = tf.gather(digits, which[0]), tf.gather(digits, which[1])
             label = 10 * left + right if numbers else self.label(left, right)
-            return to_model_range(tf.cast(pair, tf.float32)[..., None]), tf.reshape(label, (-1, 1))
+            return to_model_range(tf.cast(pair, tf.float32)[..., None]), {"label": tf.reshape(label, (-1, 1))}
 
         return _step_batches(batch_at, start_step)
 
@@ -301,7 +303,8 @@ PAIRS_BELOW50 = PairsDataset(
 )
 DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50)}
 DATASET_NAMES = ("mnist", "fashion", "pairs")
-CONDITIONS = ("number", "below50")
+PAIR_CONDITIONS = ("number", "below50")
+CONDITIONS = (*PAIR_CONDITIONS, "shape")  # shape: MNIST's digit and its measures (cgan.conditions)
 
 
 def dataset_named(name: str, condition: str = "number") -> Dataset:
@@ -309,9 +312,13 @@ def dataset_named(name: str, condition: str = "number") -> Dataset:
     if name not in DATASET_NAMES:
         raise UserError(f"--dataset must be one of {', '.join(DATASET_NAMES)}, got {name!r}")
     if name == "pairs":
-        if condition not in CONDITIONS:
+        if condition not in PAIR_CONDITIONS:
             raise UserError(f"--condition must be number or below50 for --dataset pairs, got {condition!r}")
         return DATASETS[f"pairs_{condition}"]
+    if condition == "shape" and name != "mnist":
+        raise UserError(f"--condition shape measures digits: it is for --dataset mnist, not --dataset {name}")
+    if condition not in ("number", "shape"):  # "number", the field's default, means none but the class here
+        raise UserError(f"--condition {condition} is for --dataset pairs; --dataset {name} takes --condition shape")
     return DATASETS[name]
 
 
@@ -343,9 +350,12 @@ def _read_idx(path: Path) -> np.ndarray:
 # Batching
 
 
-def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0):
-    """A tf.data.Dataset of (images in [-1, 1] (b, h, w, 1), labels (b, 1) int32) from step `start_step` on.
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
+                     extra: dict[str, np.ndarray] | None = None):
+    """A tf.data.Dataset of (images in [-1, 1] (b, h, w, 1), conditions) from step `start_step` on.
 
+    The conditions are {"label": (b, 1) int32} and the same rows of each of `extra`'s
+    per-image arrays (the shape measures of `--condition shape`: {"shape": (n, k)}).
     Every epoch is a fresh permutation, and the batch of a step is a pure
     function of (seed, step): a resumed run sees exactly the data an
     uninterrupted one would have.
@@ -355,7 +365,9 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
     n = len(images)
     if n < batch_size:
         raise InputError(f"the data holds {n} images, fewer than one batch of {batch_size}")
-    x, y = tf.constant(images), tf.constant(labels.astype(np.int32).reshape(-1, 1))
+    x = tf.constant(images)
+    per_image = {"label": tf.constant(labels.astype(np.int32).reshape(-1, 1)),
+                 **{name: tf.constant(np.asarray(values, np.float32)) for name, values in (extra or {}).items()}}
 
     def batch_at(step):
         position = step * batch_size + tf.range(batch_size, dtype=tf.int64)
@@ -364,7 +376,8 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
         # A stateless permutation of 0..n-1 per (seed, epoch); the raw op takes per-element seeds.
         index = tf.raw_ops.RandomIndexShuffle(index=within, seed=seeds, max_index=tf.constant(n - 1, tf.int64))
         # Scaled per batch: the uint8 set stays 47 MB instead of 188 MB of floats.
-        return to_model_range(tf.cast(tf.gather(x, index), tf.float32)[..., None]), tf.gather(y, index)
+        return (to_model_range(tf.cast(tf.gather(x, index), tf.float32)[..., None]),
+                {name: tf.gather(values, index) for name, values in per_image.items()})
 
     return _step_batches(batch_at, start_step)
 

@@ -174,8 +174,8 @@ def replica_batches(strategy, make_batches, *, batch_size: int, chunks: int):
         per_pipeline = replicas // context.num_input_pipelines
         mine = rows[context.input_pipeline_id * per_pipeline :][:per_pipeline]
 
-        def split(*tensors):  # this pipeline's replicas' batches, in replica order
-            return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(t, mine) for t in tensors))
+        def split(*batch):  # this pipeline's replicas' batches, in replica order
+            return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda t: tf.gather(t, mine), batch))
 
         return make_batches().flat_map(split)
 

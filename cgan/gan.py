@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cgan import augment, distribute, losses
+from cgan import augment, conditions, distribute, losses
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of, output_dtype
 from cgan.layers import drawn_numbers
@@ -144,6 +144,7 @@ class ConditionalGAN(keras.Model):
     def figure_names(self) -> tuple[str, ...]:
         """What each step reports, in the order of `step_history`'s columns."""
         return (self.loss.figures + (losses.CLASS_FIGURES if self.config.aux_weight else ())
+                + (losses.ATTRIBUTE_FIGURES if "attribute_predictions" in self._d_outputs else ())
                 + ((losses.TWIN_FIGURE,) if self.config.twin_classifier else ())
                 + (("mode_ratio",) if self.config.mode_seeking else ())
                 + (("r1_penalty",) if self.config.r1_weight else ())
@@ -153,19 +154,31 @@ class ConditionalGAN(keras.Model):
     def metrics(self):
         return self.trackers
 
+    @property
+    def _d_outputs(self) -> tuple[str, ...]:
+        outputs = self.discriminator.output
+        return tuple(outputs) if isinstance(outputs, dict) else ("logit",)
+
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def _g(self, noise, labels):
-        return self.generator({"noise": noise, "label": labels} if self.conditional else {"noise": noise},
-                              training=True)
+    @staticmethod
+    def _inputs(model, given: dict) -> dict:
+        """The entries of `given` that `model` takes: an unconditional network takes no label, and so on."""
+        return {name: value for name, value in given.items() if name in model.input}
 
-    def _fake_labels(self, noise, asked):
-        """What D is conditioned on for fakes of the classes `asked`: those, or with --number-code the numbers
-        G drew."""
-        return drawn_numbers(self.generator, noise, asked) if self.config.number_code else asked
+    def _g(self, noise, conditions):
+        """G's fakes for `conditions` ({"label": (b, 1)[, "shape": (b, k)]}: see `cgan.conditions`)."""
+        return self.generator(self._inputs(self.generator, {"noise": noise, **conditions}), training=True)
 
-    def _d(self, images, labels, draw: int):
+    def _fake_conditions(self, noise, asked):
+        """What D is conditioned on for fakes drawn for `asked`: those, or with --number-code the numbers
+        G drew in place of their classes."""
+        if not self.config.number_code:
+            return asked
+        return {**asked, "label": drawn_numbers(self.generator, noise, asked["label"])}
+
+    def _d(self, images, conditions, draw: int):
         """D's real/fake logits (b, 1), and its class heads (b, classes) by name: "class_logits" with an
         auxiliary classifier, "twin_logits" with its twin; {} without.
 
@@ -176,8 +189,7 @@ class ConditionalGAN(keras.Model):
             uniform = self._random(keras.random.uniform, tf.random.stateless_uniform,
                                    (tf.shape(images)[0], augment.RANDOMS), AUGMENT_DRAWS + draw)
             images = augment.augment(images, uniform, self.config.augment)
-        out = self.discriminator({"image": images, "label": labels} if self.conditional else {"image": images},
-                                 training=True)
+        out = self.discriminator(self._inputs(self.discriminator, {"image": images, **conditions}), training=True)
         if not isinstance(out, dict):
             return out, {}
         return out["logit"], {name: value for name, value in out.items() if name != "logit"}
@@ -208,12 +220,28 @@ class ConditionalGAN(keras.Model):
             figures[losses.TWIN_FIGURE] = twin
         return d_loss + weight * d_class, g_loss + weight * g_class, figures
 
-    def _paired(self, labels):
-        """The labels to draw fakes for: `labels`, or with --mode-seeking, its first half twice (pairs of one label)."""
+    def _paired(self, conditions):
+        """The conditions to draw fakes for: `conditions`, or with --mode-seeking, their first half twice (pairs
+        of one label)."""
         if not self.config.mode_seeking:
-            return labels
-        batch = tf.shape(labels)[0]
-        return tf.concat([labels[: batch // 2], labels[: batch - batch // 2]], 0)
+            return conditions
+        batch = tf.shape(conditions["label"])[0]
+        return {name: tf.concat([t[: batch // 2], t[: batch - batch // 2]], 0) for name, t in conditions.items()}
+
+    def _with_attributes(self, d_loss, g_loss, real_heads, real_conditions, fake_heads, fake_conditions, figures):
+        """The losses with the attribute regression's terms (if D has the head: --condition shape --shape-weight).
+
+        D learns the measured attributes of real images; G is pushed towards fakes that D
+        reads as the attributes they were drawn for; both in the attributes' standard scores.
+        """
+        if "attribute_predictions" not in real_heads:
+            return d_loss, g_loss, figures
+        scores = self.generator.get_layer(conditions.LAYER)
+        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[conditions.SHAPE]))
+        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[conditions.SHAPE]))
+        weight = self.config.shape_weight
+        return (d_loss + weight * d_term, g_loss + weight * g_term,
+                {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})
 
     def _with_mode_seeking(self, g_loss, fake, noise, figures):
         """G's loss with the mode-seeking term (for fakes drawn for `_paired` labels), and `figures` with its ratio."""
@@ -245,20 +273,23 @@ class ConditionalGAN(keras.Model):
         return every[replica * batch : (replica + 1) * batch]
 
     def train_step(self, data):
-        real, labels = data  # (k b, h, w, 1) in [-1, 1] and (k b, 1) int32: one real batch per D update
+        # (k b, h, w, 1) in [-1, 1] and {"label": (k b, 1) int32[, "shape": (k b, 4)]}: one real batch per D update
+        real, given = data
         real = tf.cast(real, self.generator.outputs[0].dtype)  # float32, but float64 in a float64 run
-        # labels: what D is conditioned on for the real images; targets: what its classifier learns of
-        # them; asked: the classes G draws fakes of.
+        # real: what D is conditioned on for the real images; targets: what its classifier learns of
+        # them; asked: what G draws fakes for.
+        labels = given["label"]
         targets = asked = labels
         if self.config.aux_target == "number" or self.config.number_code:  # the data gives numbers
             numbers = tf.cast(labels, tf.int32)
             asked = data_of(self.config).label(numbers // 10, numbers % 10)
             if not self.config.number_code:
                 labels = asked
+        real_conditions, asked = {**given, "label": labels}, {**given, "label": asked}
         if self.config.critic_steps == 1 and not self.loss.critic:
-            figures = self._joint_step(real, labels, targets, asked)
+            figures = self._joint_step(real, real_conditions, targets, asked)
         else:
-            figures = self._critic_then_generator_step(real, labels, targets, asked)
+            figures = self._critic_then_generator_step(real, real_conditions, targets, asked)
         self._update_ema()
         figures = self._global(figures)
         for tracker, name in zip(self.trackers, self.figure_names):
@@ -284,7 +315,7 @@ class ConditionalGAN(keras.Model):
         if context is None or context.num_replicas_in_sync == 1:
             return figures
         summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, losses.TWIN_FIGURE,
-                  FEATURE_GAP)
+                  *losses.ATTRIBUTE_FIGURES, FEATURE_GAP)
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
@@ -304,41 +335,47 @@ class ConditionalGAN(keras.Model):
         gap = losses.feature_matching(real, real_labels, fake, fake_labels, classes)
         return g_loss + self.config.feature_matching * gap, {**figures, FEATURE_GAP: gap}
 
-    def _joint_step(self, real, labels, targets, asked):
+    def _joint_step(self, real, real_conditions, targets, asked):
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         with tf.GradientTape(persistent=True) as tape:
             noise, fake_asked = self._noise(tf.shape(real)[0]), self._paired(asked)
             fake = self._g(noise, fake_asked)  # (b, h, w, 1)
-            fake_labels = self._fake_labels(noise, fake_asked)
+            fake_conditions = self._fake_conditions(noise, fake_asked)
             # Two calls rather than one on the stacked batch (D has no batch statistics, so the logits
             # are the same): G's backward pass then runs through D for the fakes only.
-            real_logits, real_heads = self._d(real, labels, draw=0)  # (b, 1)
-            fake_logits, fake_heads = self._d(tf.cast(fake, real.dtype), fake_labels, draw=1)
+            real_logits, real_heads = self._d(real, real_conditions, draw=0)  # (b, 1)
+            fake_logits, fake_heads = self._d(tf.cast(fake, real.dtype), fake_conditions, draw=1)
             d_loss, g_loss = self.loss_fn(real_logits, fake_logits)
             d_loss, g_loss, figures = self._with_classes(d_loss, g_loss, real_heads, targets, fake_heads,
-                                                         fake_labels, self._accuracies(real_logits, fake_logits))
+                                                         fake_conditions["label"],
+                                                         self._accuracies(real_logits, fake_logits))
+            d_loss, g_loss, figures = self._with_attributes(d_loss, g_loss, real_heads, real_conditions, fake_heads,
+                                                            fake_conditions, figures)
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
-            g_loss, figures = self._with_feature_matching(g_loss, real_heads, labels, fake_heads, fake_labels, figures)
-            d_loss, figures = self._with_r1(d_loss, real, labels, figures, draw=2)
+            g_loss, figures = self._with_feature_matching(g_loss, real_heads, real_conditions["label"], fake_heads,
+                                                          fake_conditions["label"], figures)
+            d_loss, figures = self._with_r1(d_loss, real, real_conditions, figures, draw=2)
         d_grads, g_grads = tape.gradient(d_loss, d_weights), tape.gradient(g_loss, g_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, d_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, g_weights))
         return {"d_loss": d_loss, "g_loss": g_loss, **figures}
 
-    def _critic_then_generator_step(self, real, labels, targets, asked):
+    def _critic_then_generator_step(self, real, real_conditions, targets, asked):
         steps = self.config.critic_steps
         batch = tf.shape(real)[0] // steps
         d_weights, g_weights = self.discriminator.trainable_weights, self.generator.trainable_weights
         for i in range(steps):  # unrolled in the graph: a handful of updates
             rows = slice(i * batch, (i + 1) * batch)
-            x, y, t, a = real[rows], labels[rows], targets[rows], asked[rows]
+            x, t = real[rows], targets[rows]
+            y, a = ({name: value[rows] for name, value in c.items()} for c in (real_conditions, asked))
             noise = self._noise(batch, draw=2 * i)
-            fake, fake_labels = tf.cast(self._g(noise, a), x.dtype), self._fake_labels(noise, a)
+            fake, fake_conditions = tf.cast(self._g(noise, a), x.dtype), self._fake_conditions(noise, a)
             with tf.GradientTape() as tape:
                 real_logits, real_heads = self._d(x, y, draw=4 * i)
-                fake_logits, fake_heads = self._d(fake, fake_labels, draw=4 * i + 1)
+                fake_logits, fake_heads = self._d(fake, fake_conditions, draw=4 * i + 1)
                 d_loss, _ = self.loss_fn(real_logits, fake_logits)
-                d_loss, _, _ = self._with_classes(d_loss, 0.0, real_heads, t, fake_heads, fake_labels, {})
+                d_loss, _, _ = self._with_classes(d_loss, 0.0, real_heads, t, fake_heads, fake_conditions["label"], {})
+                d_loss, _, _ = self._with_attributes(d_loss, 0.0, real_heads, y, fake_heads, fake_conditions, {})
                 if self.loss.critic:
                     penalty = self.gradient_penalty(x, fake, y, draw=2 * i + 1, augment_draw=4 * i + 2)
                     d_loss += self.config.gp_weight * penalty
@@ -347,14 +384,17 @@ class ConditionalGAN(keras.Model):
         with tf.GradientTape() as tape:
             noise, fake_asked = self._noise(batch, draw=2 * steps), self._paired(a)
             fake = self._g(noise, fake_asked)
-            fake_labels = self._fake_labels(noise, fake_asked)
-            g_logits, g_heads = self._d(tf.cast(fake, x.dtype), fake_labels, draw=4 * steps)
+            fake_conditions = self._fake_conditions(noise, fake_asked)
+            g_logits, g_heads = self._d(tf.cast(fake, x.dtype), fake_conditions, draw=4 * steps)
             _, g_loss = self.loss_fn(tf.stop_gradient(real_logits), g_logits)
-            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_heads, t, g_heads, fake_labels, {})
+            _, g_loss, class_figures = self._with_classes(0.0, g_loss, real_heads, t, g_heads,
+                                                          fake_conditions["label"], {})
+            _, g_loss, class_figures = self._with_attributes(0.0, g_loss, real_heads, y, g_heads, fake_conditions,
+                                                             class_figures)
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
             # the real images' features from D's last update (constants to G)
-            g_loss, class_figures = self._with_feature_matching(g_loss, real_heads, y, g_heads, fake_labels,
-                                                                class_figures)
+            g_loss, class_figures = self._with_feature_matching(g_loss, real_heads, y["label"], g_heads,
+                                                                fake_conditions["label"], class_figures)
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_weights), g_weights))
         # D's figures are those of its last update
         figures = {"d_loss": d_loss, "g_loss": g_loss, **class_figures, **r1_figures}
@@ -368,7 +408,7 @@ class ConditionalGAN(keras.Model):
         return {"d_acc_real": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
                 "d_acc_fake": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))}
 
-    def gradient_penalty(self, real, fake, labels, draw: int = 1, augment_draw: int = 2):
+    def gradient_penalty(self, real, fake, conditions, draw: int = 1, augment_draw: int = 2):
         """mean((||grad_x D(x_hat)||_2 - 1)^2) at x_hat = e x + (1 - e) G(z), one uniform e per image.
 
         `draw` numbers the draw of e, `augment_draw` that of --augment's shifts (see `_d`).
@@ -378,28 +418,28 @@ class ConditionalGAN(keras.Model):
         """
         e = tf.cast(self._random(keras.random.uniform, tf.random.stateless_uniform, (tf.shape(real)[0], 1, 1, 1), draw),
                     real.dtype)
-        norms = tf.sqrt(self._squared_input_gradients(e * real + (1 - e) * fake, labels, augment_draw) + 1e-12)
+        norms = tf.sqrt(self._squared_input_gradients(e * real + (1 - e) * fake, conditions, augment_draw) + 1e-12)
         return losses.replica_mean(tf.square(norms - 1.0))
 
-    def _squared_input_gradients(self, images, labels, draw: int):
+    def _squared_input_gradients(self, images, conditions, draw: int):
         """||grad_x D(x)||_2^2 (b,) float32 (float64 in a float64 run) for each image x: what both gradient penalties
         are made of.
 
         With --augment, the gradient at the image before it is moved (`_d`'s `draw`)."""
         with tf.GradientTape() as tape:
             tape.watch(images)
-            logits, _ = self._d(images, labels, draw)
+            logits, _ = self._d(images, conditions, draw)
         grads = losses.wide(tape.gradient(logits, images))
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
-    def _with_r1(self, d_loss, real, labels, figures, *, draw: int):
+    def _with_r1(self, d_loss, real, conditions, figures, *, draw: int):
         """D's loss with the R1 penalty (if --r1-weight; `draw` as in `_d`), and `figures` with the penalty."""
         if not self.config.r1_weight:
             return d_loss, figures
-        penalty = self.r1_penalty(real, labels, draw=draw)
+        penalty = self.r1_penalty(real, conditions, draw=draw)
         return d_loss + self.config.r1_weight / 2 * penalty, {**figures, "r1_penalty": penalty}
 
-    def r1_penalty(self, real, labels, *, draw: int = 2):
+    def r1_penalty(self, real, conditions, *, draw: int = 2):
         """mean(||grad_x D(x)||_2^2) over real images x: every fourth --minibatch-std group of the batch (or image).
 
         Its own D forward pass on those rows, so that the penalty's double backward
@@ -414,9 +454,11 @@ class ConditionalGAN(keras.Model):
         replica = context.replica_id_in_sync_group if replicas > 1 else 0
         groups = tf.shape(real)[0] // group  # this replica's
         picked = tf.range((-replica * groups) % 4, groups, 4)  # its groups that are fourth groups of the whole
-        x, y = (tf.reshape(tf.gather(tf.reshape(t, tf.concat([[groups, group], tf.shape(t)[1:]], 0)), picked),
-                           tf.concat([[-1], tf.shape(t)[1:]], 0)) for t in (real, labels))
-        squares = self._squared_input_gradients(x, y, draw)
+        def rows(t):  # the picked groups' rows of t
+            grouped = tf.reshape(t, tf.concat([[groups, group], tf.shape(t)[1:]], 0))
+            return tf.reshape(tf.gather(grouped, picked), tf.concat([[-1], tf.shape(t)[1:]], 0))
+
+        squares = self._squared_input_gradients(rows(real), tf.nest.map_structure(rows, conditions), draw)
         return tf.reduce_sum(squares) / tf.cast((groups * replicas + 3) // 4 * group, squares.dtype)
 
     def _update_ema(self):
@@ -452,6 +494,7 @@ def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: i
     classes = class_count(generator)
     if classes:
         inputs["label"] = (np.arange(count) % classes).astype(np.int32).reshape(-1, 1)
+        inputs = conditions.complete(generator, inputs, rng)  # real digits' shapes, for a --condition shape one
     for layer in generator.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue

@@ -3,6 +3,8 @@ for loading.
 
 - `NumberCode`: a class becomes one of its numbers, drawn from the noise (`--number-code`).
 - `MinibatchStd`: the discriminator's view of how alike the images of a batch are (`--minibatch-std`).
+- `Attributes`: measured attributes in their units made standard scores, with what sampling needs to ask for
+  them (`--condition shape`; `cgan.conditions`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,38 @@ class MinibatchStd(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "group_size": self.group_size}
+
+
+@keras.saving.register_keras_serializable(package="cgan")
+class Attributes(keras.layers.Layer):
+    """(b, k) attributes in their units -> (b, k) standard scores: (x - mean) / sd of the training data's.
+
+    The layer is how a saved generator records a continuous condition: `names` and `units`
+    ("thickness", "px"), the training data's `mean` and `sd`, and `reference`, (classes, rows, k)
+    attribute rows of real training images per class, from which sampling fills in what a user
+    did not ask for (`cgan.conditions.fill`). All three are weights set from the data
+    (`cgan.conditions.set_statistics`), so they travel in checkpoints and saved models alike.
+    """
+
+    def __init__(self, names, units, classes: int, rows: int, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})  # a standard score in bfloat16 would lose the fine steps
+        self.names, self.units = tuple(names), tuple(units)
+        self.classes, self.rows = int(classes), int(rows)
+        k = len(self.names)
+        self.mean = self.add_weight(shape=(k,), initializer="zeros", trainable=False, name="mean")
+        self.sd = self.add_weight(shape=(k,), initializer="ones", trainable=False, name="sd")
+        self.reference = self.add_weight(shape=(self.classes, self.rows, k), initializer="zeros", trainable=False,
+                                         name="reference")
+
+    def call(self, x):
+        return (ops.cast(x, "float32") - self.mean) / self.sd
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "names": list(self.names), "units": list(self.units),
+                "classes": self.classes, "rows": self.rows}
 
 
 def drawn_numbers(generator: keras.Model, noise, labels):

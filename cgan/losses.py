@@ -113,6 +113,12 @@ def class_set_loss(class_logits, labels, members):
 
 # What a step also reports with an auxiliary classifier: its loss on the real batch (D's term) and on
 # the fakes (G's term), each before the --aux-weight factor.
+def attribute_loss(predicted, asked):
+    """Mean squared error of a regression head's attributes (b, k) against those asked (b, k), in standard scores."""
+    return replica_mean(tf.reduce_mean(tf.square(wide(predicted) - tf.cast(asked, wide(predicted).dtype)), axis=-1))
+
+
+ATTRIBUTE_FIGURES = ("d_shape_loss", "g_shape_loss")
 CLASS_FIGURES = ("d_class_loss", "g_class_loss")
 # And with the twin classifier (--twin-classifier), its loss on the fakes, before the factor.
 TWIN_FIGURE = "twin_class_loss"

@@ -2,13 +2,19 @@
 
 - `interpolate(generator, a, b, frames, seed)`: fixed noise, the label blended from class a to class b;
 - `walk(generator, label, frames, seed)`: fixed class, the noise moved along the great circle
-  (spherical interpolation) between the noise of `seed` and of `seed + 1`.
+  (spherical interpolation) between the noise of `seed` and of `seed + 1`;
+- `sweep(generator, labels, name, values, seed)`: for a generator with attributes (`--condition
+  shape`), fixed noise and class per row, only one attribute moving along `values`.
+
+A generator with attributes keeps them fixed through a morph or a walk: those asked
+(`attributes`), the others a real digit's of the first class (`cgan.conditions.fill`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cgan import conditions
 from cgan.backend import keras
 from cgan.data import postprocess
 from cgan.errors import UserError
@@ -36,12 +42,15 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
 
     inputs = {"noise": keras.Input((latent_dim(generator),), name="noise"),
               "label": keras.Input((classes,), name="label")}
+    if conditions.SHAPE in generator.input:
+        inputs[conditions.SHAPE] = keras.Input((len(conditions.names(generator)),), name=conditions.SHAPE)
     soft = keras.models.clone_model(generator, input_tensors=inputs, clone_function=clone)
     soft.set_weights(generator.get_weights())
     return soft
 
 
-def interpolate(generator: keras.Model, a: int, b: int, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
+def interpolate(generator: keras.Model, a: int, b: int, *, frames: int = 10, seed: int | None = None,
+                attributes: dict | None = None) -> np.ndarray:
     """uint8 frames (frames, h, w): one noise vector, the label moving linearly from class a to b.
 
     The first frame equals `generate(generator, [a], seed)`, the last the same noise with class b.
@@ -51,7 +60,29 @@ def interpolate(generator: keras.Model, a: int, b: int, *, frames: int = 10, see
     t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
     labels = (1 - t) * eye[a] + t * eye[b]
     z = np.repeat(noise(generator, 1, seed), frames, axis=0)
-    return postprocess(soft({"noise": z, "label": labels}, training=False))
+    return postprocess(soft(_held(generator, {"noise": z, "label": labels}, a, seed, attributes), training=False))
+
+
+def _held(generator, inputs: dict, label: int | None, seed, attributes: dict | None) -> dict:
+    """`inputs` with the generator's attributes, if it has any, the same in every frame (those of class `label`)."""
+    if not conditions.names(generator):
+        return inputs
+    row = conditions.fill(generator, [label], attributes, np.random.default_rng(None if seed is None else [seed, 1]))
+    return {**inputs, conditions.SHAPE: np.repeat(row, len(inputs["noise"]), axis=0)}
+
+
+def sweep(generator: keras.Model, labels, name: str, values, *, seed: int | None = None,
+          attributes: dict | None = None) -> np.ndarray:
+    """uint8 frames (rows x len(values), h, w): per row one noise and class (`labels`), only attribute `name`
+    taking each of `values`; the other attributes are those asked, the rest a real digit's of the row's class."""
+    labels, values = np.asarray(labels, np.int32).reshape(-1), np.asarray(values, np.float32)
+    rows = conditions.fill(generator, labels, attributes, np.random.default_rng(None if seed is None else [seed, 1]))
+    shapes = np.repeat(rows, len(values), axis=0)
+    shapes[:, conditions.names(generator).index(name)] = np.tile(values, len(labels))
+    inputs = {"noise": np.repeat(noise(generator, len(labels), seed), len(values), axis=0),
+              "label": np.repeat(labels, len(values)).reshape(-1, 1), conditions.SHAPE: shapes}
+    return np.concatenate([postprocess(generator({k: v[i : i + 250] for k, v in inputs.items()}, training=False))
+                           for i in range(0, len(shapes), 250)])
 
 
 def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -64,7 +95,8 @@ def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
     return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
 
 
-def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: int | None = None) -> np.ndarray:
+def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: int | None = None,
+         attributes: dict | None = None) -> np.ndarray:
     """uint8 frames (frames, h, w): class fixed, the noise walking from seed's vector to seed+1's.
 
     `label` is None for an unconditional generator, and a class for a conditional one.
@@ -77,4 +109,4 @@ def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: i
                              np.linspace(0.0, 1.0, frames))}
     if label is not None:
         inputs["label"] = np.full((frames, 1), label, np.int32)
-    return postprocess(generator(inputs, training=False))
+    return postprocess(generator(_held(generator, inputs, label, seed, attributes), training=False))

@@ -126,6 +126,7 @@ def step_runner(config, networks, precision: str, dataset, *, steps_per_call: in
     import numpy as np
 
     from cgan.backend import tf
+    from cgan.conditions import input_sizes
     from cgan.gan import make_gan
 
     gan = make_gan(dataclasses.replace(config, precision=precision), networks)
@@ -134,8 +135,10 @@ def step_runner(config, networks, precision: str, dataset, *, steps_per_call: in
         b = config.batch_size * config.critic_steps
         rng = np.random.default_rng(0)
         images = tf.constant(rng.uniform(-1, 1, (b, *dataset.image_shape)).astype("float32"))
-        labels = tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))
-        batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+        conditions = {"label": tf.constant(rng.integers(0, dataset.num_classes, (b, 1)).astype("int32"))}
+        for name, size in input_sizes(config).items():
+            conditions[name] = tf.constant(rng.standard_normal((b, size)).astype("float32"))
+        batches = tf.data.Dataset.from_tensors((images, conditions)).repeat()
 
     def run(steps: int) -> float:
         start = time.perf_counter()
@@ -181,11 +184,13 @@ def step_times(config, networks, dataset) -> dict[str, float]:
     off (2.0x against 1.25x; docs/experiments.md, "`--minutes` timed on real batches").
     """
     from cgan.backend import keras
+    from cgan.conditions import training_conditions
 
     batches = None
     if dataset.default_path.exists():  # never the download fallback: timing must not wait on a network
         images, labels = dataset.load(None, "train")
-        batches = training_batches(config, images, labels)
+        batches = training_batches(config, images, training_conditions(config.condition, images, labels,
+                                                                       dataset.default_path))
     try:
         return measure(lambda precision: step_runner(config, networks, precision, dataset, batches=batches))
     finally:

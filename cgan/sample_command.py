@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgan import images, morphs
+from cgan import conditions, images, morphs
 from cgan.data import DATASETS, Dataset, dataset_of
 from cgan.errors import UserError
 from cgan.files import check_file, check_folder
@@ -27,8 +27,10 @@ def sample(args) -> list[Path]:
         raise UserError(f"--count must be between 1 and {MAX_COUNT}, got {args.count}")
     if not 2 <= args.frames <= 1000:
         raise UserError(f"--frames must be between 2 and 1000, got {args.frames}")
-    if args.gif and args.interpolate is None and args.walk is None:
-        raise UserError("--gif needs --interpolate A B or --walk N")
+    if args.gif and args.interpolate is None and args.walk is None and args.sweep is None:
+        raise UserError("--gif needs --interpolate A B, --walk N or --sweep")
+    if args.sweep and (args.interpolate is not None or args.walk is not None):
+        raise UserError(f"--sweep does not go with {'--interpolate' if args.interpolate else '--walk'}")
     if args.save_npz and (Path(args.save_npz).suffix != ".npz" or args.save_npz.endswith("/")):
         raise UserError(f"--save-npz must name a .npz file, got {args.save_npz}")
     generator = load_generator(args.generator)
@@ -40,6 +42,8 @@ def sample(args) -> list[Path]:
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     conditional = class_count(generator) is not None
     asked = _asked_classes(args, dataset, args.generator)
+    attributes = conditions.asked(args)
+    swept = conditions.check_asked(generator, args.generator, attributes, args.sweep)
     if not conditional and (asked is not None or args.interpolate is not None or args.walk not in (None, ANY_CLASS)):
         raise UserError(f"{args.generator} has no labels (it was trained with --unconditional): "
                         f"draw with --count K, or --walk without a {dataset.class_word}")
@@ -51,14 +55,23 @@ def sample(args) -> list[Path]:
     row_names = None
     if args.interpolate is not None:
         a, b = (_parse_class(dataset, text, "--interpolate") for text in args.interpolate)
-        pictures = morphs.interpolate(generator, a, b, frames=args.frames, seed=seed)
+        pictures = morphs.interpolate(generator, a, b, frames=args.frames, seed=seed, attributes=attributes)
         labels, rows = np.linspace(a, b, args.frames), 1
         stem = f"morph{_file_name(dataset, a)}-{_file_name(dataset, b)}_f{args.frames}_seed{seed}"
     elif args.walk is not None:
         label = _parse_class(dataset, args.walk, "--walk") if conditional else None
-        pictures = morphs.walk(generator, label, frames=args.frames, seed=seed)
+        pictures = morphs.walk(generator, label, frames=args.frames, seed=seed, attributes=attributes)
         labels = np.full(args.frames, label) if conditional else None
         stem, rows = f"walk{_file_name(dataset, label) if conditional else ''}_f{args.frames}_seed{seed}", 1
+    elif swept is not None:  # a row per class asked (and per --count), the attribute moving along each
+        name, (low, high) = swept
+        chosen = asked if asked is not None else dataset.shown_classes()
+        labels = np.repeat(chosen, args.count or 1)
+        pictures = morphs.sweep(generator, labels, name, np.linspace(low, high, args.frames), seed=seed,
+                                attributes=attributes)
+        labels, rows = np.repeat(labels, args.frames), len(labels)
+        which = "".join(_file_name(dataset, c) for c in chosen) if len(chosen) <= 10 else "many"
+        stem = f"sweep-{name}{low:g}-{high:g}_{word}{which}_f{args.frames}_seed{seed}"
     elif not conditional:
         count = args.count or 100
         pictures, labels, per_row = None, None, None
@@ -83,7 +96,7 @@ def sample(args) -> list[Path]:
     if pictures is None:  # samples, drawn batch by batch so that memory stays flat however many are asked for
         total = count if labels is None else len(labels)
         shown, rows = _shown(total, rows, per_row)
-        pictures, npz = _draw(generator, labels, seed, total, shown, args.save_npz)
+        pictures, npz = _draw(generator, labels, seed, total, shown, args.save_npz, attributes)
         if len(shown) < total:
             print(f"the picture shows {len(shown):,} of the {total:,} images"
                   + ("" if args.save_npz else "; --save-npz PATH keeps them all"))
@@ -119,13 +132,15 @@ def _shown(total: int, rows: int, per_row: int | None) -> tuple[np.ndarray, int]
     return (np.arange(rows)[:, None] * per_row + np.arange(keep)).reshape(-1), rows
 
 
-def _draw(generator, labels, seed: int, total: int, shown: np.ndarray, npz_path) -> tuple[np.ndarray, Path | None]:
+def _draw(generator, labels, seed: int, total: int, shown: np.ndarray, npz_path,
+          attributes: dict) -> tuple[np.ndarray, Path | None]:
     """Draw `total` samples in batches, streaming them to `npz_path` if given; (the images at `shown`, the npz)."""
     kept, start = [], 0
 
     def batches():
         nonlocal start
-        for batch in generate_batches(generator, labels, seed, count=total if labels is None else None):
+        for batch in generate_batches(generator, labels, seed, count=total if labels is None else None,
+                                      attributes=attributes):
             inside = shown[(shown >= start) & (shown < start + len(batch))]
             kept.append(batch[inside - start])
             start += len(batch)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgan import conditions
 from cgan.backend import keras
 from cgan.data import dataset_of, postprocess
 from cgan.errors import InputError, UserError
@@ -52,8 +53,10 @@ def load_generator(path) -> keras.Model:
         raise InputError(f"{path}: not a loadable Keras model ({reason})") from None
     inputs = model.input if isinstance(model.input, dict) else {}
     shape = tuple(model.output.shape[1:]) if not isinstance(model.output, (list, dict)) else ()
-    if set(inputs) not in ({"noise", "label"}, {"noise"}) or len(shape) != 3 or shape[-1] != 1:
-        raise InputError(f"{path}: not a generator (expected inputs 'noise' (and 'label') and a grey image output)")
+    if set(inputs) not in ({"noise", "label", "shape"}, {"noise", "label"}, {"noise"}) or len(shape) != 3 \
+            or shape[-1] != 1:
+        raise InputError(f"{path}: not a generator (expected inputs 'noise' (and 'label', and 'shape') and a grey "
+                         "image output)")
     dataset = dataset_of(model)
     classes = class_count(model) if "label" in inputs else None
     if shape[:2] != dataset.image_shape[:2] or classes not in (None, dataset.num_classes):
@@ -85,21 +88,26 @@ def noise(generator: keras.Model, count: int, seed: int | None) -> np.ndarray:
 
 
 def generate(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
-             batch_size: int = 250) -> np.ndarray:
+             attributes: dict | None = None, batch_size: int = 250) -> np.ndarray:
     """uint8 images (0-255) of shape (n, h, w): one per requested class, or `count` from an unconditional generator.
 
     The same seed gives the same images; each image's noise depends only on
     the seed and its position. A conditional generator takes `labels`; an
-    unconditional one (no label input) takes `count` instead.
+    unconditional one (no label input) takes `count` instead. A generator with
+    attributes (`--condition shape`) takes `attributes`, {name: value or (n,) values}
+    ({"thickness": 4.0}); those not given are a real digit's (`cgan.conditions.fill`).
     """
-    batches = list(generate_batches(generator, labels, seed, count=count, batch_size=batch_size))
+    batches = list(generate_batches(generator, labels, seed, count=count, attributes=attributes,
+                                    batch_size=batch_size))
     return np.concatenate(batches) if batches else np.empty((0, *image_size(generator)), np.uint8)
 
 
 def generate_batches(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
-                     batch_size: int = 250):
+                     attributes: dict | None = None, batch_size: int = 250):
     """The images of `generate`, as uint8 batches of up to `batch_size`: memory stays flat however many are asked."""
     classes = class_count(generator)
+    if attributes and not conditions.names(generator):
+        raise UserError(f"this generator takes no {next(iter(attributes))}: it was not trained with --condition shape")
     if classes is None:
         if labels is not None:
             raise UserError("this generator has no labels (it was trained with --unconditional): "
@@ -114,9 +122,15 @@ def generate_batches(generator: keras.Model, labels=None, seed: int | None = Non
         if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes):
             raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
         labels, total = labels.astype(np.int32).reshape(-1, 1), len(labels)
+    shapes = None
+    if conditions.names(generator):  # its own numbers, so that the noise of a seed stays what it is without them
+        rng = np.random.default_rng(None if seed is None else [seed, 1])
+        shapes = conditions.fill(generator, labels, attributes, rng)
     rng = np.random.default_rng(seed)  # drawn batch by batch, the same numbers as `noise` draws at once
     for i in range(0, total, batch_size):
         inputs = {"noise": rng.standard_normal((min(batch_size, total - i), latent_dim(generator))).astype(np.float32)}
         if classes is not None:
             inputs["label"] = labels[i : i + batch_size]
+        if shapes is not None:
+            inputs[conditions.SHAPE] = shapes[i : i + batch_size]
         yield postprocess(generator(inputs, training=False))

@@ -30,6 +30,12 @@ SCALE = 4  # the upsampling before binarising: the medial axis of a 28x28 stroke
 ATTRIBUTES = ("thickness", "slant", "width", "height", "area", "length")
 CONDITIONED = ATTRIBUTES[:4]  # what a shape-conditioned generator takes
 UNITS = {"thickness": "px", "slant": "rad", "width": "px", "height": "px", "area": "px^2", "length": "px"}
+# What each conditioned attribute is, for a sampling flag's help; the ranges are MNIST's training digits' 1st-99th
+# percentiles.
+MEANINGS = {"thickness": "mean stroke width in pixels (MNIST: 1.5-4.7)",
+            "slant": "lean in radians, positive when the top leans right (MNIST: -0.5-0.66; 0.25 is 14 degrees)",
+            "width": "width in pixels once the slant is undone (MNIST: 3-21)",
+            "height": "height in pixels (MNIST: 14-20.5; most digits are 20-20.5)"}
 CHUNK = 250  # images per task of the parallel map
 
 

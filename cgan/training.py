@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgan import budget, checkpoints, diagrams, training_log
+from cgan import budget, checkpoints, conditions, diagrams, training_log
 from cgan import distribute as distribution
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of, from_run, training_batches
@@ -120,14 +120,13 @@ def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, dis
         raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}, "
                          "or pick another --out-dir")
     dataset = data_of(config)
-    images, labels = dataset.load(data, "train")  # before anything is written: bad data leaves no trace
+    images, given = _training_data(config, dataset, data, limit, verbose)  # before anything is written
     strategy = _strategy(config, distributed, announce)
     make_folder(out_dir)  # before the precisions are timed: a folder that cannot be made stops the run here
     config = resolve(config, networks, verbose=verbose)  # the run records the precision it trains in
     if minutes is not None:  # and the steps it plans, timed on its own batches
-        kept = (images, labels) if limit is None else (images[:limit], labels[:limit])
         config = budget.plan(config, networks, dataset, minutes, verbose=verbose,
-                             batches=lambda planned: training_batches(planned, *kept))
+                             batches=lambda planned: training_batches(planned, images, given))
         if strategy is not None:  # the batch it chose must split over the replicas too
             distribution.check_batch(strategy, config.batch_size, config.minibatch_std)
     run = {"config": dataclasses.asdict(config), "data": None if data is None else str(Path(data).resolve()),
@@ -137,9 +136,19 @@ def _train(config, networks, out_dir, data, model_name, limit, *, callbacks, dis
             raise InputError(f"{out_dir} already holds a training run: continue it with --resume {out_dir}")
         remove_temporaries(out_dir)  # of this command killed before it wrote run.json
         write_text(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
-        return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=0,
+        return _fit(config, networks, dataset, out_dir, images, given, run, start_step=0,
                     gan=make_gan(config, networks, strategy=strategy), verbose=verbose, callbacks=callbacks,
                     tensorboard=tensorboard, shown_dir=shown_dir)
+
+
+def _training_data(config: Config, dataset, data, limit: int | None, verbose: bool) -> tuple[np.ndarray, dict]:
+    """The run's training images (the first `limit`) and their conditions (`cgan.conditions.training_conditions`);
+    bad data stops it here, before anything is written."""
+    images, labels = dataset.load(data, "train")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    source = (data or dataset.default_path) if limit is None else None  # a part's measures are not kept beside it
+    return images, conditions.training_conditions(config.condition, images, labels, source, verbose=verbose)
 
 
 def _strategy(config: Config, distributed: bool, verbose: bool):
@@ -204,11 +213,11 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
     if cluster is not None:
         config = _same_on_every_worker(config, None, verbose)
     dataset = data_of(config)
-    images, labels = dataset.load(run["data"], "train")
+    images, given = _training_data(config, dataset, run["data"], run["limit"], verbose)
     finished = _model_path(run, run_dir)
     if cluster is not None and not cluster.is_chief:
         with worker_folder() as tmp:
-            _resume(config, networks, run_dir, {**run, "model_name": finished.name}, dataset, images, labels,
+            _resume(config, networks, run_dir, {**run, "model_name": finished.name}, dataset, images, given,
                     finished=finished, out_dir=tmp, distributed=True, verbose=False, announce=verbose,
                     callbacks=callbacks, shown_dir=run_dir)
         _say_done(cluster, run_dir, verbose)
@@ -216,12 +225,12 @@ def resume(run_dir, *, networks: Networks, verbose: bool = True, callbacks=(),
     with folder_lock(run_dir):
         remove_temporaries(run_dir)  # what a kill left half-written; the lock says no one else is writing
         config = resolve(config, networks, verbose=verbose)  # runs recorded before precision was resolved said "auto"
-        return _resume(config, networks, run_dir, run, dataset, images, labels, finished=finished, out_dir=run_dir,
+        return _resume(config, networks, run_dir, run, dataset, images, given, finished=finished, out_dir=run_dir,
                        distributed=distribute, verbose=verbose, announce=verbose, callbacks=callbacks,
                        tensorboard=tensorboard)
 
 
-def _resume(config, networks, run_dir, run, dataset, images, labels, *, finished, out_dir, distributed, verbose,
+def _resume(config, networks, run_dir, run, dataset, images, given, *, finished, out_dir, distributed, verbose,
             announce, callbacks, tensorboard=None, shown_dir=None) -> Path:
     """Restore the newest checkpoint of `run_dir` and train on, writing into `out_dir`."""
     gan = make_gan(config, networks, strategy=_strategy(config, distributed, announce))
@@ -239,7 +248,7 @@ def _resume(config, networks, run_dir, run, dataset, images, labels, *, finished
         if verbose:
             print(f"{run_dir} finished at step {step}; nothing to train", flush=True)
         return finished
-    return _fit(config, networks, dataset, out_dir, images, labels, run, start_step=step, gan=gan, verbose=verbose,
+    return _fit(config, networks, dataset, out_dir, images, given, run, start_step=step, gan=gan, verbose=verbose,
                 callbacks=callbacks, tensorboard=tensorboard, shown_dir=shown_dir)
 
 
@@ -249,15 +258,17 @@ def _model_path(run: dict, run_dir: Path) -> Path:
     return model_name if model_name.parent != Path(".") else Path(run_dir) / model_name
 
 
-def _fit(config, networks, dataset, out_dir, images, labels, run, *, start_step, gan, verbose, callbacks,
+def _fit(config, networks, dataset, out_dir, images, given, run, *, start_step, gan, verbose, callbacks,
          tensorboard, shown_dir=None) -> Path:
-    """Train `gan` from `start_step` to the last step, writing into `out_dir`; `shown_dir` is the run folder
-    messages name, if not `out_dir` (that of the chief, for a worker writing into a temporary folder)."""
-    if run["limit"] is not None:
-        images, labels = images[: run["limit"]], labels[: run["limit"]]
+    """Train `gan` from `start_step` to the last step on `images` and their conditions `given`, writing into
+    `out_dir`; `shown_dir` is the run folder messages name, if not `out_dir` (that of the chief, for a worker
+    writing into a temporary folder)."""
     model_path = _model_path(run, out_dir)
+    if start_step == 0:  # the data's statistics of any attributes (a checkpoint holds them from then on)
+        conditions.set_statistics((gan.generator, gan.ema_generator, gan.discriminator), given, seed=config.seed)
+
     def batches():
-        return training_batches(config, images, labels, start_step=start_step)
+        return training_batches(config, images, given, start_step=start_step)
 
     if gan.strategy is None:
         data = batches()

@@ -114,7 +114,7 @@ def test_batches_run_without_the_tf_data_autotuner(mnist_small):
     dataset = MNIST.batches(images, labels, batch_size=16, seed=0)
     assert dataset.options().autotune.enabled is False
     first = next(iter(dataset))
-    assert first[0].shape == (16, 28, 28, 1) and first[1].shape == (16, 1)
+    assert first[0].shape == (16, 28, 28, 1) and set(first[1]) == {"label"} and first[1]["label"].shape == (16, 1)
 
 
 def test_the_batch_of_a_step_depends_only_on_seed_and_step(mnist_small):
@@ -123,12 +123,12 @@ def test_the_batch_of_a_step_depends_only_on_seed_and_step(mnist_small):
     from_step_7 = list(shuffled_batches(images, labels, batch_size=100, seed=4, start_step=7).take(5))
     for a, b in zip(from_start[7:], from_step_7):
         np.testing.assert_array_equal(a[0], b[0])
-        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[1]["label"], b[1]["label"])
     # Within an epoch (512 images; batches 0-4 are its first 500) no image comes twice: a permutation, not a draw.
     real = {row.tobytes() for row in preprocess(images).reshape(512, -1)}
     seen = [row.tobytes() for batch in from_start[:5] for row in np.asarray(batch[0]).reshape(100, -1)]
     assert len(set(seen)) == 500 and set(seen) <= real
     other_seed = next(iter(shuffled_batches(images, labels, batch_size=100, seed=5)))
-    assert not np.array_equal(other_seed[1], from_start[0][1])
+    assert not np.array_equal(other_seed[1]["label"], from_start[0][1]["label"])
     # Pixels arrive in the networks' range and match the images they came from.
     assert float(np.min(from_start[0][0])) >= -1 and float(np.max(from_start[0][0])) <= 1

@@ -40,8 +40,8 @@ def test_pair_batches_are_a_function_of_seed_and_step_and_labelled_by_their_digi
     classes = np.tile(np.arange(10), 3).astype(np.int32)
 
     def batch(dataset, seed, step):
-        images, labels = next(iter(dataset.batches(digits, classes, batch_size=32, seed=seed, start_step=step)))
-        return np.asarray(images), np.asarray(labels)
+        images, given = next(iter(dataset.batches(digits, classes, batch_size=32, seed=seed, start_step=step)))
+        return np.asarray(images), np.asarray(given["label"])
 
     images, labels = batch(PAIRS_NUMBER, 3, 7)
     assert images.shape == (32, 28, 56, 1) and labels.shape == (32, 1)
@@ -58,7 +58,7 @@ def test_pair_batches_are_a_function_of_seed_and_step_and_labelled_by_their_digi
     assert np.array_equal(below_labels[:, 0], (labels[:, 0] <= 49).astype(np.int32))
     # --aux-target number: the same pairs again, with their numbers, which map to the labels
     numbered = next(iter(PAIRS_BELOW50.batches(digits, classes, batch_size=32, seed=3, start_step=7, numbers=True)))
-    assert np.array_equal(np.asarray(numbered[0]), images) and np.array_equal(np.asarray(numbered[1]), labels)
+    assert np.array_equal(np.asarray(numbered[0]), images) and np.array_equal(np.asarray(numbered[1]["label"]), labels)
     members = PAIRS_BELOW50.number_members()
     assert members.shape == (100, 2) and np.all(members.sum(axis=1) == 1)
     assert np.array_equal(np.argmax(members, axis=1), (np.arange(100) <= 49).astype(int))
@@ -229,7 +229,9 @@ def test_a_class_the_generator_was_not_trained_for_gets_one_line(tiny_pairs_file
 
 def test_condition_is_for_pairs_when_training(tmp_path, capsys):
     code = run_main(["--dataset", "fashion", "--condition", "below50", "--out-dir", str(tmp_path / "run")])
-    assert_one_line_error(code, capsys, "--condition is for --dataset pairs")
+    assert_one_line_error(code, capsys, "--condition below50 is for --dataset pairs")
+    code = run_main(["--dataset", "fashion", "--condition", "shape", "--out-dir", str(tmp_path / "run")])
+    assert_one_line_error(code, capsys, "--condition shape measures digits: it is for --dataset mnist")
     code = run_main(["--dataset", "pairs", "--condition", "odd", "--out-dir", str(tmp_path / "run")])
     assert_one_line_error(code, capsys, "--condition must be number or below50")
     assert list(tmp_path.iterdir()) == []

@@ -88,7 +88,7 @@ def test_the_r1_penalty_is_the_squared_gradient_norm_at_a_quarter_of_the_real_im
     grads = tape.gradient(logits, x).numpy()
     expected = np.mean([np.sum(grads[i] ** 2) for i in (0, 1, 2, 3, 16, 17, 18, 19)])
     assert expected > 0
-    assert float(gan.r1_penalty(x, y)) == pytest.approx(expected, rel=1e-4)
+    assert float(gan.r1_penalty(x, {"label": y})) == pytest.approx(expected, rel=1e-4)
     gan.fit(MNIST.batches(images, labels, batch_size=config.batch_size, seed=0), epochs=1, steps_per_epoch=1,
             verbose=0, shuffle=False)
     [(_, figures)] = gan.recent_steps()
@@ -135,10 +135,10 @@ def test_with_augment_d_sees_the_images_moved_and_without_it_as_they_are(mnist_s
     x, y = tf.constant(preprocess(images[:16])), tf.constant(labels[:16].reshape(-1, 1).astype("int32"))
     plain = cgan_mnist.make_gan(tiny_config())
     as_they_are = plain.discriminator({"image": x, "label": y}, training=True)  # tiny D: no classifier, one output
-    np.testing.assert_allclose(plain._d(x, y, draw=0)[0], as_they_are, rtol=1e-6)
+    np.testing.assert_allclose(plain._d(x, {"label": y}, draw=0)[0], as_they_are, rtol=1e-6)
     moved = cgan_mnist.make_gan(tiny_config(augment=1.0))
     moved.discriminator.set_weights(plain.discriminator.get_weights())
-    logits = moved._d(x, y, draw=0)[0].numpy()
+    logits = moved._d(x, {"label": y}, draw=0)[0].numpy()
     # Up to 4 pixels each way, 81 shifts: a few of 16 images may draw (0, 0) and keep their logit.
     assert (np.abs(logits - as_they_are.numpy()) > 1e-4).sum() >= 8
 
@@ -185,10 +185,11 @@ def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
     assert float(ratio) == pytest.approx(0.25) and float(loss) == pytest.approx(1 / (0.25 + 1e-5))
     # Pairs of one label: the second half of the fakes' labels repeats the first half's (an odd batch too).
     gan = cgan_mnist.make_gan(tiny_config(mode_seeking=1.0))
-    paired = gan._paired(tf.constant([[1], [2], [3], [4], [5]])).numpy()[:, 0]
+    paired = gan._paired({"label": tf.constant([[1], [2], [3], [4], [5]])})["label"].numpy()[:, 0]
     assert list(paired) == [1, 2, 1, 2, 3]
     assert "mode_ratio" in gan.figure_names
-    assert cgan_mnist.make_gan(tiny_config())._paired(tf.constant([[1], [2]])).numpy()[:, 0].tolist() == [1, 2]
+    unpaired = cgan_mnist.make_gan(tiny_config())._paired({"label": tf.constant([[1], [2]])})
+    assert unpaired["label"].numpy()[:, 0].tolist() == [1, 2]
 
 
 def test_the_minibatch_std_channel_is_the_spread_of_each_group_of_images():
@@ -232,7 +233,7 @@ def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
     digits = tf.constant(labels[:64].reshape(-1, 1).astype("int32"))
     with tf.GradientTape() as tape:
         fake = gan.generator({"noise": noise, "label": digits}, training=True)
-        logits, _ = gan._d(fake, digits, draw=0)  # without the heads (the default's D has some)
+        logits, _ = gan._d(fake, {"label": digits}, draw=0)  # without the heads (the default's D has some)
         g_loss = gan.loss_fn(logits, logits)[1]
     assert float(tf.linalg.global_norm(tape.gradient(g_loss, gan.generator.trainable_weights))) > 0.1
 

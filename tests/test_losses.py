@@ -65,7 +65,7 @@ def test_gradient_penalty_of_a_linear_critic_is_the_hand_worked_value():
     gan = linear_critic_gan(w)
     rng = np.random.default_rng(1)
     real, fake = (tf.constant(rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)) for _ in range(2))
-    penalty = float(gan.gradient_penalty(real, fake, None))
+    penalty = float(gan.gradient_penalty(real, fake, {}))
     assert penalty == pytest.approx((np.linalg.norm(w) - 1) ** 2, rel=1e-4)  # wherever x_hat lies
 
 
@@ -73,7 +73,7 @@ def test_gradient_penalty_has_a_finite_gradient_where_the_critic_gradient_is_zer
     gan = linear_critic_gan(np.zeros(28 * 28, np.float32))
     real = tf.zeros((4, 28, 28, 1))
     with tf.GradientTape() as tape:
-        penalty = gan.gradient_penalty(real, real, None)
+        penalty = gan.gradient_penalty(real, real, {})
     grads = tape.gradient(penalty, gan.discriminator.trainable_weights)
     assert float(penalty) == pytest.approx(1.0, abs=1e-5)  # (0 - 1)^2
     assert all(np.isfinite(g.numpy()).all() for g in grads if g is not None)

@@ -1,0 +1,255 @@
+"""What a generator is conditioned on, in one place: the inputs it takes beyond its noise, how training
+reads them from the data, and how sampling fills in what a user did not ask for.
+
+Every generator takes `noise`; a conditional one a `label` (a class, int (b, 1)); one trained
+with `--condition shape` also `shape`: each digit's thickness, slant, width and height in their
+units (px, rad, px, px; `cgan.shape.CONDITIONED`, measured as Morpho-MNIST measures them). Its
+`cgan.layers.Attributes` layer records their names, units and the training data's statistics,
+with a table of real digits' values per class, so the saved generator is all that sampling,
+the page and ONNX export need to know:
+
+    names(generator)                         # ("thickness", "slant", "width", "height"), () without
+    fill(generator, labels, {"slant": 0.3}, rng)  # (n, 4): the rest from real digits nearest to it
+    complete(generator, {"noise": z, "label": y}, rng)  # every input the generator takes
+
+Training: `training_conditions` reads a run's conditions from its data (the measures are taken
+once and cached beside the data with the data's digest: `measures_of`), `set_statistics` records
+them in the networks before the first step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cgan import shape
+from cgan.errors import UserError
+from cgan.files import atomic_path, cache_dir
+from cgan.layers import Attributes
+
+SHAPE = "shape"  # the input of a generator with --condition shape
+LAYER = "attributes"  # its Attributes layer, in the generator and in the discriminator
+REFERENCE_ROWS = 512  # real digits' attributes a generator keeps per class, to fill in what is not asked
+NEAREST = 16  # a value not asked comes from one of this many real digits nearest in what was asked
+CACHE_VERSION = 1  # part of the measures cache's digest: bump when `cgan.shape` measures differently
+
+
+def attributes_of(condition: str) -> dict[str, str]:
+    """{name: unit} of the continuous attributes a run's --condition adds (none but for `shape`)."""
+    return {name: shape.UNITS[name] for name in shape.CONDITIONED} if condition == SHAPE else {}
+
+
+def input_sizes(config) -> dict[str, int]:
+    """{input name: width} of the continuous conditions a run of `config` adds to noise and label."""
+    attributes = attributes_of(config.condition)
+    return {SHAPE: len(attributes)} if attributes else {}
+
+
+def attribute_layer(model) -> Attributes | None:
+    """The model's `Attributes` layer (a generator's or a discriminator's), None if it takes no attributes."""
+    return next((layer for layer in model.layers if isinstance(layer, Attributes)), None)
+
+
+def names(generator) -> tuple[str, ...]:
+    """The attributes the generator is conditioned on, in the order of its `shape` input; () if none."""
+    layer = attribute_layer(generator)
+    return layer.names if layer is not None else ()
+
+
+def units(generator) -> tuple[str, ...]:
+    layer = attribute_layer(generator)
+    return layer.units if layer is not None else ()
+
+
+def statistics(generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean (k,), sd (k,), reference (classes, rows, k)) the generator recorded of its training data."""
+    layer = attribute_layer(generator)
+    return tuple(np.asarray(w.numpy(), np.float64) for w in (layer.mean, layer.sd, layer.reference))
+
+
+def percentiles(generator, label: int, q) -> np.ndarray:
+    """The recorded real digits' attributes of class `label` at percentiles `q` (len(q), k)."""
+    return np.percentile(statistics(generator)[2][label], q, axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Sampling: every input a generator takes
+
+
+def fill(generator, labels, asked: dict | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The attributes (n, k) float32 to draw `labels` (n,) with: those `asked` ({name: value or (n,) values}),
+    the others from a real digit of the same class.
+
+    Without anything asked, each image takes the attributes of a real digit of its class
+    drawn at random (from the generator's recorded table), so plain sampling draws the
+    data's shapes. With some asked, the real digit is one of the NEAREST of its class
+    in the asked attributes (standard scores), so the ones not asked fit those asked.
+    """
+    names_ = names(generator)
+    asked = dict(asked or {})
+    unknown = [name for name in asked if name not in names_]
+    if unknown:
+        raise UserError(f"this generator takes no {unknown[0]} (its attributes: {', '.join(names_) or 'none'})")
+    rng = rng if rng is not None else np.random.default_rng()
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    _, sd, reference = statistics(generator)
+    n, rows = len(labels), reference.shape[1]
+    values = {name: np.broadcast_to(np.asarray(value, np.float64), (n,)) for name, value in asked.items()}
+    given = [names_.index(name) for name in values]
+    out = np.empty((n, len(names_)))
+    for c in np.unique(labels):
+        mine = np.flatnonzero(labels == c)
+        table = reference[c]  # (rows, k)
+        if given:
+            target = np.stack([values[name][mine] for name in values], 1)  # (m, g)
+            distance = (((table[None, :, given] - target[:, None, :]) / sd[given]) ** 2).sum(-1)  # (m, rows)
+            nearest = np.argsort(distance, axis=1, kind="stable")[:, : min(NEAREST, rows)]
+            picked = nearest[np.arange(len(mine)), rng.integers(nearest.shape[1], size=len(mine))]
+        else:
+            picked = rng.integers(rows, size=len(mine))
+        out[mine] = table[picked]
+    for name, value in values.items():
+        out[:, names_.index(name)] = value
+    return out.astype(np.float32)
+
+
+def complete(generator, inputs: dict, rng: np.random.Generator | None = None) -> dict:
+    """`inputs` ({"noise": ..., "label": ...}) with every other input the generator takes, filled in (`fill`).
+
+    A label given as class weights (a morph's blend) fills in as its strongest class.
+    """
+    if SHAPE not in generator.input or SHAPE in inputs:
+        return inputs
+    labels = np.asarray(inputs["label"])
+    labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1)
+    return {**inputs, SHAPE: fill(generator, labels, None, rng)}
+
+
+def add_arguments(group) -> None:
+    """The sampling flags of continuous conditions: one per attribute a generator can take, and --sweep."""
+    for name in shape.CONDITIONED:
+        group.add_argument(f"--{name}", type=float, metavar="X",
+                           help=f"a generator trained with --condition shape: its {shape.MEANINGS[name]}; "
+                                "what is not given comes from real digits nearest to what is")
+    group.add_argument("--sweep", nargs=3, metavar=("ATTRIBUTE", "FROM", "TO"),
+                       help="with such a generator: a strip of --frames images per row where only ATTRIBUTE moves "
+                            "from FROM to TO (--sweep thickness 1.5 5)")
+
+
+def asked(args) -> dict[str, float]:
+    """{attribute: value} of the sampling flags given (`add_arguments`)."""
+    return {name: getattr(args, name) for name in shape.CONDITIONED if getattr(args, name, None) is not None}
+
+
+def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndarray] | None:
+    """UserError (one line) for attribute flags this generator cannot take or values that are not numbers;
+    the sweep's (attribute, FROM and TO) if one was asked."""
+    names_ = names(generator)
+    flags = [f"--{name}" for name in values] + (["--sweep"] if sweep else [])
+    if flags and not names_:
+        raise UserError(f"{path} was not trained with --condition shape, so {flags[0]} does not apply")
+    for name, value in values.items():
+        if not np.isfinite(value):
+            raise UserError(f"--{name} must be a number, got {value}")
+    if not sweep:
+        return None
+    name, *ends = sweep
+    if name not in names_:
+        raise UserError(f"--sweep: {name!r} is not an attribute of {path} (its attributes: {', '.join(names_)})")
+    if name in values:
+        raise UserError(f"--sweep {name} moves {name}: it does not go with --{name}")
+    try:
+        low, high = (float(v) for v in ends)
+    except ValueError:
+        raise UserError(f"--sweep {name} FROM TO: FROM and TO must be numbers, got {' '.join(ends)}") from None
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise UserError(f"--sweep {name} FROM TO: FROM and TO must be numbers, got {' '.join(ends)}")
+    return name, np.array([low, high])
+
+
+# ---------------------------------------------------------------------------
+# Training: the conditions of the data
+
+
+def training_conditions(condition: str, images: np.ndarray, labels: np.ndarray, source=None,
+                        *, verbose: bool = False) -> dict[str, np.ndarray]:
+    """A run's conditions of its training images: {"label": labels (n,)}, and with --condition shape
+    {"shape": their attributes (n, k) float32} (measured once, then cached: `measures_of`)."""
+    conditions = {"label": labels}
+    if attributes_of(condition):
+        conditions[SHAPE] = measures_of(images, source, verbose=verbose)
+    return conditions
+
+
+def measures_of(images: np.ndarray, source=None, *, verbose: bool = False) -> np.ndarray:
+    """`cgan.shape.CONDITIONED` of training images (n, k) float32, measured once and kept with their digest.
+
+    Kept beside the data (`mnist.npz` -> `mnist.shape.npz`; in a folder of IDX files,
+    `train.shape.npz`) where that folder can be written, else in the cache folder. A blank
+    image's NaN becomes its column's median. About a minute for MNIST's 60,000 on two cores.
+    """
+    digest = hashlib.sha256(f"cgan.conditions measures v{CACHE_VERSION} {shape.CONDITIONED}".encode()
+                            + np.ascontiguousarray(images).tobytes()).hexdigest()
+    places = _cache_places(source, digest)
+    for path in places:
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if str(saved["digest"]) == digest and saved["table"].shape == (len(images), len(shape.CONDITIONED)):
+                    return saved["table"].astype(np.float32)
+        except (OSError, KeyError, ValueError, EOFError):
+            continue
+    if verbose:
+        print(f"measuring the shape of {len(images):,} training images once (about {len(images) / 1000:.0f} s); "
+              f"kept in {places[0]}", flush=True)
+    columns = [shape.ATTRIBUTES.index(name) for name in shape.CONDITIONED]
+    table = shape.measure(images)[:, columns]
+    medians = np.nanmedian(table, axis=0)
+    table = np.where(np.isfinite(table), table, medians).astype(np.float32)
+    for path in places:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                np.savez_compressed(tmp, digest=np.array(digest), table=table, names=np.array(shape.CONDITIONED))
+            break
+        except OSError:
+            continue
+    return table
+
+
+def _cache_places(source, digest: str) -> list[Path]:
+    """Where the measures of data from `source` are kept: beside it if that folder is writable, then the cache."""
+    places = []
+    if source is not None:
+        source = Path(source)
+        beside = source / "train.shape.npz" if source.is_dir() else source.with_suffix(".shape.npz")
+        if os.access(beside.parent, os.W_OK) or beside.exists():
+            places.append(beside)
+    return [*places, cache_dir() / "shape" / f"train-{digest[:40]}.npz"]
+
+
+def set_statistics(models, conditions: dict[str, np.ndarray], *, seed: int = 0) -> None:
+    """Record the training data's attribute statistics in each model's `Attributes` layer (if it has one).
+
+    Mean and SD over the whole set; the reference table, REFERENCE_ROWS real rows per class
+    drawn with `seed` (with repeats where a class has fewer).
+    """
+    if SHAPE not in conditions:
+        return
+    table, labels = np.asarray(conditions[SHAPE], np.float64), np.asarray(conditions["label"]).reshape(-1)
+    mean, sd = table.mean(0), np.maximum(table.std(0), 1e-6)
+    rng = np.random.default_rng(seed)
+    for model in models:
+        layer = attribute_layer(model)
+        if layer is None:
+            continue
+        reference = np.zeros(layer.reference.shape, np.float32)
+        for c in range(layer.classes):
+            rows = np.flatnonzero(labels == c)
+            if len(rows):
+                reference[c] = table[rng.choice(rows, layer.rows, replace=len(rows) < layer.rows)]
+        layer.mean.assign(mean.astype(np.float32))
+        layer.sd.assign(sd.astype(np.float32))
+        layer.reference.assign(reference)
