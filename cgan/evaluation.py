@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgan import shape
+from cgan import conditions, shape
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.data import MNIST, Dataset, PairsDataset, dataset_of, preprocess
@@ -356,6 +356,89 @@ def shape_section(images: np.ndarray, labels: np.ndarray | None, *, data=None, p
                                           real, real_labels, classes=MNIST.num_classes)}
 
 
+CONTROL_PERCENTILES = (10, 50, 90)  # the asked values of the control section: each digit's own percentiles
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """How well a generator with attributes (`--condition shape`) draws the values asked, per attribute.
+
+    Spreads are each digit's own: the standard deviation (SD) of the attribute over that
+    digit's training images. `error_sds[a][p]`: the mean absolute difference between the
+    value asked (each digit's CONTROL_PERCENTILES[p]) and the value measured, in SDs,
+    averaged over the digits, the other attributes filled in from real digits nearest to
+    it; `worst_error_sds[a]`: that digit's figure, over the three values, for the worst digit.
+    `side_effect_sds[a]`: the others held at each digit's medians, `a` moved from its 10th
+    to its 90th percentile: the largest shift of another attribute's mean, in SDs, averaged
+    over the digits; `worst_side_effect_sds[a]` the worst digit's; `real_side_effect_sds[a]`
+    the same shift between real digits around the 10th and around the 90th percentile of
+    `a` (5th-15th, 85th-95th): how much the attributes go together in the data.
+    """
+
+    attributes: tuple[str, ...]
+    error_sds: tuple[tuple[float, ...], ...]
+    worst_error_sds: tuple[float, ...]
+    side_effect_sds: tuple[float, ...]
+    worst_side_effect_sds: tuple[float, ...]
+    real_side_effect_sds: tuple[float, ...]
+    per_cell: int
+
+
+def control_section(generator, *, data=None, per_cell: int = 100, seed: int = 0) -> Control:
+    """The `Control` figures of a generator with attributes, from `per_cell` samples of each digit and value."""
+    names = conditions.names(generator)
+    x_train, y_train = MNIST.load(data, "train")
+    columns = [shape.CONDITIONED.index(name) for name in names]
+    real = conditions.measures_of(x_train, data or MNIST.default_path)[:, columns].astype(np.float64)
+    classes = class_count(generator)
+    own = [real[y_train == c] for c in range(classes)]
+    q = np.stack([np.percentile(r, CONTROL_PERCENTILES, axis=0) for r in own])  # (classes, 3, k)
+    sd = np.stack([r.std(0) for r in own])  # (classes, k)
+    digits = np.repeat(np.arange(classes), per_cell)
+    measured_ = lambda images: shape.measure(images)[:, [shape.ATTRIBUTES.index(n) for n in names]]  # noqa: E731
+    errors, worst, effects, worst_effects, real_effects = [], [], [], [], []
+    for a, name in enumerate(names):
+        cell = np.zeros((classes, len(CONTROL_PERCENTILES)))
+        for p in range(len(CONTROL_PERCENTILES)):
+            asked = q[digits, p, a]
+            got = measured_(generate(generator, digits, seed=seed, attributes={name: asked}))[:, a]
+            cell[:, p] = np.nanmean(np.abs(got - asked).reshape(classes, per_cell), axis=1) / sd[:, a]
+        errors.append(tuple(float(x) for x in cell.mean(0)))
+        worst.append(float(cell.mean(1).max()))
+        ends = []
+        for p in (0, len(CONTROL_PERCENTILES) - 1):  # the same noise at both ends: only `a` differs
+            held = {other: q[digits, 1, j] for j, other in enumerate(names) if j != a} | {name: q[digits, p, a]}
+            ends.append(measured_(generate(generator, digits, seed=seed, attributes=held)))
+        shift = np.abs(np.nanmean((ends[1] - ends[0]).reshape(classes, per_cell, -1), axis=1)) / sd  # (classes, k)
+        others = [j for j in range(len(names)) if j != a]
+        effects.append(float(shift[:, others].mean(0).max()))
+        worst_effects.append(float(shift[:, others].max()))
+        real_shift = []
+        for c, r in enumerate(own):
+            low, high = (np.percentile(r[:, a], bounds) for bounds in ((5, 15), (85, 95)))
+            around = [r[(r[:, a] >= b[0]) & (r[:, a] <= b[1])] for b in (low, high)]
+            real_shift.append(np.abs(around[1].mean(0) - around[0].mean(0)) / sd[c])
+        real_effects.append(float(np.stack(real_shift)[:, others].mean(0).max()))
+    return Control(tuple(names), tuple(errors), tuple(worst), tuple(effects), tuple(worst_effects),
+                   tuple(real_effects), per_cell)
+
+
+def format_control(control: Control) -> str:
+    """A plain-text table of `control_section`'s figures, one line per attribute."""
+    pct = "".join(f"{'p' + str(p):>7}" for p in CONTROL_PERCENTILES)
+    lines = [f"shape control: {control.per_cell} samples of each digit and value; errors and shifts in SDs of the "
+             "attribute over that digit's training images (aims: error <= 0.25, side effect <= 0.10)",
+             f"{'attribute':<11}{'|asked - measured| at':>21}{'':>8}{'worst':>7}   "
+             f"{'side effect p10->p90':>20}{'worst':>7}{'real':>7}",
+             f"{'':<11}{pct}{'mean':>8}{'digit':>7}   {'(others at medians)':>20}{'digit':>7}{'data':>7}"]
+    for a, name in enumerate(control.attributes):
+        cells = "".join(f"{x:7.3f}" for x in control.error_sds[a])
+        lines.append(f"{name:<11}{cells}{np.mean(control.error_sds[a]):8.3f}{control.worst_error_sds[a]:7.3f}   "
+                     f"{control.side_effect_sds[a]:20.3f}{control.worst_side_effect_sds[a]:7.3f}"
+                     f"{control.real_side_effect_sds[a]:7.3f}")
+    return "\n".join(lines)
+
+
 def _judged(s: Scores) -> tuple[str, str]:
     """The header and the row cells of the judges' figures: each distance, then precision and recall per judge."""
     names = list(s.distances) or ["convnet"]
@@ -465,7 +548,7 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     generator = load_generator(generator_path)
     dataset = dataset_of(generator)
     conditional = class_count(generator) is not None
-    shapes = {}
+    shapes, control = {}, None
     if isinstance(dataset, PairsDataset) and conditional:
         per_digit = per_digit or 10_000 // dataset.num_classes
         asked = np.repeat(np.arange(dataset.num_classes), per_digit)
@@ -493,10 +576,15 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
         if dataset is MNIST:
             shapes = shape_section(images, labels, data=data, per_digit=per_digit)
             table += "\n\n" + shape.format_comparisons(shapes)
+        if conditions.names(generator):
+            control = control_section(generator, data=data, seed=seed)
+            table += "\n\n" + format_control(control)
     if as_json:
         figures = {k: dataclasses.asdict(v) for k, v in rows.items()}
         if shapes:
             figures["shape"] = {k: dataclasses.asdict(v) for k, v in shapes.items()}
+        if control is not None:
+            figures["shape_control"] = dataclasses.asdict(control)
         print(json.dumps({"generator_path": str(generator_path), "dataset": dataset.key, "per_class": per_digit,
                           "seed": seed, **figures}, indent=2, allow_nan=True))
     else:

@@ -7,8 +7,9 @@ import pytest
 from conftest import tiny_config
 
 import cgan_mnist
-from cgan import losses
+from cgan import conditions, losses
 from cgan.backend import keras, tf
+from cgan.config import training_batches
 from cgan.data import MNIST, preprocess
 from cgan.gan import set_batch_norm_statistics, steps_per_call
 from cgan.layers import MinibatchStd
@@ -22,10 +23,10 @@ VARIANTS = {
         "loss": "wgan-gp", "critic_steps": 3, "aux_weight": 1.0, "minibatch_std": 2, "augment": 0.5,
         "feature_matching": 1.0},
     "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
-    "aux-classifier-mode-seeking": {"aux_weight": 1.0, "mode_seeking": 1.0},
-    "two-d-steps-mode-seeking-twin-classifier-r1-minibatch-std": {
-        "critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5, "twin_classifier": True, "r1_weight": 1.0,
-        "minibatch_std": 4},
+    "shape-aux-classifier-mode-seeking": {"condition": "shape", "aux_weight": 1.0, "mode_seeking": 1.0},
+    "shape-two-d-steps-mode-seeking-twin-classifier-r1-minibatch-std": {
+        "condition": "shape", "critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5, "twin_classifier": True,
+        "r1_weight": 1.0, "minibatch_std": 4},
     "bf16-minibatch-std-r1-augment-twin-classifier-g-class-norm-feature-matching": {
         "precision": "bfloat16", "minibatch_std": 4, "r1_weight": 1.0, "augment": 1.0, "aux_weight": 0.25,
         "twin_classifier": True, "g_class_norm": True, "feature_matching": 0.1},
@@ -38,7 +39,9 @@ def test_one_training_step_changes_both_networks(mnist_small, variant):
     config = tiny_config(**VARIANTS[variant])
     gan = cgan_mnist.make_gan(config)
     images, labels = MNIST.load(mnist_small)
-    ds = MNIST.batches(images, labels, batch_size=config.batch_size * config.critic_steps, seed=0)
+    given = conditions.training_conditions(config.condition, images, labels)
+    conditions.set_statistics((gan.generator, gan.ema_generator, gan.discriminator), given)
+    ds = training_batches(config, images, given)
     before = {name: [w.numpy().copy() for w in m.trainable_weights]
               for name, m in (("g", gan.generator), ("d", gan.discriminator), ("ema", gan.ema_generator))}
     history = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
@@ -55,8 +58,14 @@ def test_one_training_step_changes_both_networks(mnist_small, variant):
     assert ("label" in gan.generator.input) == (not config.unconditional)
     if config.unconditional:
         assert set(gan.discriminator.input) == {"image"}
-    fakes = gan.generator({"noise": np.zeros((3, config.latent_dim), "float32"),
-                           **({} if config.unconditional else {"label": np.zeros((3, 1), "int32")})})
+    assert (conditions.SHAPE in gan.generator.input) == (conditions.SHAPE in gan.discriminator.input) == bool(
+        conditions.input_sizes(config))
+    if conditions.input_sizes(config):
+        assert set(losses.ATTRIBUTE_FIGURES) <= set(gan.figure_names)
+    inputs = {"noise": np.zeros((3, config.latent_dim), "float32")}
+    if not config.unconditional:
+        inputs = conditions.complete(gan.generator, {**inputs, "label": np.zeros((3, 1), "int32")})
+    fakes = gan.generator(inputs)
     assert tuple(fakes.shape) == (3, 28, 28, 1)
 
 
