@@ -75,6 +75,18 @@ def percentiles(generator, label: int, q) -> np.ndarray:
     return np.percentile(statistics(generator)[2][label], q, axis=0)
 
 
+def describe(generator) -> list[dict]:
+    """The attributes as the page shows them: name, unit, the recorded real digits' 1st-99th percentile
+    range, and each class's median (what a class is drawn with until the user moves a slider)."""
+    if not names(generator):
+        return []
+    _, _, reference = statistics(generator)
+    return [{"name": name, "unit": unit, "low": float(np.percentile(reference[..., j], 1)),
+             "high": float(np.percentile(reference[..., j], 99)),
+             "medians": [float(np.median(rows[:, j])) for rows in reference]}
+            for j, (name, unit) in enumerate(zip(names(generator), units(generator)))]
+
+
 # ---------------------------------------------------------------------------
 # Sampling: every input a generator takes
 
@@ -168,6 +180,16 @@ def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndar
     if not (np.isfinite(low) and np.isfinite(high)):
         raise UserError(f"--sweep {name} FROM TO: FROM and TO must be numbers, got {' '.join(ends)}")
     return name, np.array([low, high])
+
+
+def held(generator, inputs: dict, label: int | None, rng: np.random.Generator | None = None,
+         attributes: dict | None = None) -> dict:
+    """`inputs` with the generator's attributes, if it takes any, the same in every row: those `attributes` asked,
+    the rest one real digit's of class `label` (a morph or a walk keeps its shape while the rest moves)."""
+    if not names(generator):
+        return inputs
+    row = fill(generator, [label], attributes, rng)
+    return {**inputs, SHAPE: np.repeat(row, len(inputs["noise"]), axis=0)}
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from cgan import conditions
 from cgan.backend import keras
 from cgan.data import postprocess
 from cgan.sampling import class_count, latent_dim, noise
@@ -60,8 +61,9 @@ def first_layer_response(generator: keras.Model) -> np.ndarray:
     dim = latent_dim(generator)
     z = np.concatenate([np.zeros((1, dim), np.float32), np.eye(dim, dtype=np.float32)])
     inputs = {"noise": z}
-    if class_count(generator) is not None:
-        inputs["label"] = np.zeros((len(z), 1), np.int32)
+    if class_count(generator) is not None:  # (and a shape generator's attributes, one real 0's: a constant too)
+        inputs = conditions.held(generator, {**inputs, "label": np.zeros((len(z), 1), np.int32)}, 0,
+                                 np.random.default_rng(0))
     h = np.asarray(probe(inputs, training=False), np.float64).reshape(len(z), -1)
     return (h[1:] - h[0]).T
 
@@ -90,6 +92,7 @@ def effects(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, s
     base = {"noise": z}
     if classes is not None:
         base["label"] = np.repeat(np.arange(classes, dtype=np.int32), samples).reshape(-1, 1)
+        base = conditions.complete(generator, base, np.random.default_rng(seed))
     spread = {name: value.std() + 1e-9
               for name, value in _statistics(postprocess(generator(base, training=False))).items()}
     found = []

@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image as PILImage
 
+from cgan import conditions
 from cgan.backend import keras
 from cgan.data import postprocess
 from cgan.directions import latent_directions, shift
@@ -227,6 +228,8 @@ class Playground:
             inputs["label"] = labels.reshape(-1, 1)
             count = len(labels)
         inputs["noise"] = self._steer(noise(self.generator, count, self.seed.value))
+        # a --condition shape generator: real digits' shapes, as `generate` draws them for this seed
+        inputs = conditions.complete(self.generator, inputs, np.random.default_rng([self.seed.value, 1]))
         return postprocess(self.generator(inputs, training=False))
 
     def draw(self) -> np.ndarray:
@@ -280,12 +283,15 @@ class Playground:
             t = np.linspace(0.0, 1.0, count, dtype=np.float32)[:, None]
             eye = np.eye(self.classes, dtype=np.float32)
             z = np.repeat(self._steer(noise(g, 1, seed)), count, axis=0)
-            frames = postprocess(self.soft({"noise": z, "label": (1 - t) * eye[a] + t * eye[b]}, training=False))
+            inputs = conditions.held(g, {"noise": z, "label": (1 - t) * eye[a] + t * eye[b]}, a,
+                                     np.random.default_rng([seed, 1]))
+            frames = postprocess(self.soft(inputs, training=False))
         else:
             path = slerp(noise(g, 1, seed)[0], noise(g, 1, seed + 1)[0], np.linspace(0.0, 1.0, count))
             inputs = {"noise": self._steer(path)}
             if self.conditional:
-                inputs["label"] = np.full((count, 1), a, np.int32)
+                inputs = conditions.held(g, {**inputs, "label": np.full((count, 1), a, np.int32)}, a,
+                                         np.random.default_rng([seed, 1]))
             frames = postprocess(g(inputs, training=False))
         self._frames_key, self._frames = key, frames
         self._frame_png = [None] * count

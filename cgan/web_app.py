@@ -2,7 +2,7 @@
 
 `site(generator_path)` makes every file the page needs, as {url path: bytes or file}:
 the page itself (`cgan/web/`), the vendored onnxruntime-web, `model.onnx` and
-`model.json` (classes, sizes, latent directions). `serve` hands exactly those
+`model.json` (classes, sizes, latent directions, any shape attributes). `serve` hands exactly those
 files out over HTTP (nothing else on disk is reachable) and `export_web` writes
 them to a folder for any static web host.
 
@@ -47,6 +47,7 @@ SLIDERS = 8
 
 def model_files(generator_path) -> dict[str, bytes]:
     """`model.onnx` and `model.json` for the generator at `generator_path`; InputError if it is not one."""
+    from cgan import conditions
     from cgan.data import dataset_of
     from cgan.directions import latent_directions
     from cgan.export import export_onnx
@@ -66,6 +67,7 @@ def model_files(generator_path) -> dict[str, bytes]:
         "class_word": dataset.class_word, "title": dataset.title,
         "latent_dim": latent_dim(generator), "height": height, "width": width,
         "directions": latent_directions(generator, SLIDERS).to_json(),
+        "attributes": conditions.describe(generator),  # [] but for --condition shape: the page's shape sliders
     }
     return {"model.onnx": onnx, "model.json": json.dumps(meta).encode()}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from pathlib import Path
 
@@ -311,3 +312,61 @@ def test_reading_the_images_back_matches_onnx_runtime(opened, shipped_site, ship
     out = session.run(None, {"noise": z, "label": np.eye(10, dtype=np.float32)[[4, 4, 4]]})[0][..., 0]
     expected = np.clip(np.rint(out * 127.5 + 127.5), 0, 255).astype(np.uint8)
     assert np.max(np.abs(grid_images(page).astype(int) - expected)) <= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_shape_generator_file(tmp_path_factory, mnist_small):
+    """A --condition shape generator of tiny widths, with the statistics of 512 real digits (untrained otherwise)."""
+    import cgan_mnist
+    from cgan import conditions
+    from cgan.data import MNIST
+    from cgan.sampling import save_generator
+
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8, attributes=conditions.attributes_of("shape"))
+    images, labels = MNIST.load(mnist_small)
+    conditions.set_statistics([generator], conditions.training_conditions("shape", images, labels))
+    return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny_shape.h5")
+
+
+def set_shape_slider(page, name: str, value: float) -> None:
+    page.evaluate("""async ([name, value]) => {
+        const input = document.getElementById(`shape-${name}`);
+        input.value = value;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        await window.cganDemo.idle();
+    }""", [name, value])
+
+
+def test_a_shape_generator_gets_shape_sliders_in_their_units_and_the_link_keeps_them(opened,
+                                                                                     tiny_shape_generator_file):
+    """The four attributes in px and degrees, above the latent sliders; a move redraws, the link keeps it, the
+    reset gives each digit its own median again; the pixels are ONNX Runtime's for the values the page fed."""
+    import onnxruntime
+
+    site = web_app.site(tiny_shape_generator_file)
+    with web_speed.running_server(site) as url:
+        page, _, _ = opened(url + "#d=3,7&n=2&seed=4")
+        assert page.is_visible("#shape-field")
+        names = page.locator("#shape-sliders .name").all_text_contents()
+        assert names == ["thickness (px)", "slant (°)", "width (px)", "height (px)"]
+        assert page.locator("#shape-sliders output").all_text_contents() == ["own"] * 4
+        before = grid_pixels(page)
+        set_shape_slider(page, "slant", 20)  # degrees on the page, radians in the model
+        set_shape_slider(page, "thickness", 3.5)
+        assert page.locator("#shape-sliders output").all_text_contents()[:2] == ["3.50", "20.0"]
+        moved = grid_pixels(page)
+        assert np.mean(moved != before) > 0.02
+        link = page.url
+        assert "s=3.5,0.3491,," in link
+        again, _, _ = opened(link)  # a fresh page from the link draws the same picture
+        assert np.array_equal(grid_pixels(again), moved)
+        z = np.array(page.evaluate("() => [0, 1].map((j) => Array.from(window.cganDemo.noise(4, j)))"), np.float32)
+        medians = {a["name"]: a["medians"][3] for a in json.loads(site["model.json"])["attributes"]}
+        shape = np.array([[3.5, np.radians(20), medians["width"], medians["height"]]] * 2, np.float32)
+        session = onnxruntime.InferenceSession(site["model.onnx"], providers=["CPUExecutionProvider"])
+        out = session.run(None, {"noise": z, "label": np.eye(10, dtype=np.float32)[[3, 3]], "shape": shape})[0]
+        expected = np.clip(np.rint(out[..., 0] * 127.5 + 127.5), 0, 255).astype(np.uint8)
+        assert np.max(np.abs(grid_images(page)[:2].astype(int) - expected)) <= 1
+        click(page, "#reset-shape")
+        assert np.array_equal(grid_pixels(page), before)
+        assert "s=" not in page.url

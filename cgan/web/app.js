@@ -21,6 +21,7 @@
     count: 8,
     seed: 0,
     offsets: [],
+    shape: [], // per attribute of a --condition shape model: a value in its unit, or null (each class's median)
     morph: { mode: "label", from: 3, to: 8, frames: null, frame: 0, timer: null, dirty: true },
   };
   const timings = []; // ms of each finished grid draw, for the tests and the curious
@@ -86,6 +87,14 @@
       const label = new Float32Array(n * classes);
       labels.forEach((weights, i) => label.set(weights, i * classes));
       feeds.label = new ort.Tensor("float32", label, [n, classes]);
+      const attributes = state.meta.attributes || [];
+      if (attributes.length) { // a value asked, or the median of each image's class (blended, in a morph)
+        const k = attributes.length, shape = new Float32Array(n * k);
+        labels.forEach((weights, i) => attributes.forEach((a, j) => {
+          shape[i * k + j] = state.shape[j] ?? a.medians.reduce((sum, m, c) => sum + weights[c] * m, 0);
+        }));
+        feeds.shape = new ort.Tensor("float32", shape, [n, k]);
+      }
     }
     const result = await state.session.run(feeds);
     return result[state.session.outputNames[0]].data; // n * h * w values in [-1, 1]
@@ -334,6 +343,7 @@
       morphChanged({ soon: true });
     });
 
+    buildShapeControls();
     const sliders = $("sliders");
     meta.directions.names.forEach((name, k) => {
       const share = (100 * meta.directions.variance_share[k]).toFixed(1);
@@ -372,6 +382,50 @@
     $("morph-download").addEventListener("click", () => download($("morph-canvas"), pictureName(`morph-frame${state.morph.frame}`)));
   }
 
+  // A shape slider shows its attribute in the unit people read: pixels, and degrees for the slant (radians in the model).
+  const shown = (a) => (a.unit === "rad" ? { unit: "°", scale: 180 / Math.PI, step: 0.5 } : { unit: a.unit, scale: 1, step: 0.05 });
+
+  function buildShapeControls() {
+    const attributes = state.meta.attributes || [];
+    $("shape-field").hidden = !attributes.length;
+    attributes.forEach((a, j) => {
+      const { unit, scale, step } = shown(a);
+      const label = document.createElement("label");
+      label.className = "slider";
+      label.title = `real digits: ${(a.low * scale).toFixed(1)} to ${(a.high * scale).toFixed(1)} ${unit}`;
+      label.innerHTML = `<span class="name"></span><input type="range" step="${step}"><output></output>`;
+      label.querySelector(".name").textContent = `${a.name} (${unit})`;
+      const input = label.querySelector("input");
+      input.id = `shape-${a.name}`;
+      input.min = Math.floor(a.low * scale / step) * step; // on the step's grid, so round values can be set
+      input.max = Math.ceil(a.high * scale / step) * step;
+      input.setAttribute("aria-label", `${a.name} in ${unit}`);
+      input.addEventListener("input", () => {
+        state.shape[j] = Number(input.value) / scale;
+        showShape();
+        queue.request();
+        morphChanged({ soon: true });
+      });
+      $("shape-sliders").appendChild(label);
+    });
+    $("reset-shape").addEventListener("click", () => {
+      state.shape = state.shape.map(() => null);
+      showShape();
+      queue.request();
+      morphChanged({ soon: true });
+    });
+  }
+
+  function showShape() { // a slider not moved sits at the first digit's median and reads "own"
+    (state.meta.attributes || []).forEach((a, j) => {
+      const { scale } = shown(a);
+      const label = $(`shape-${a.name}`).parentElement;
+      const value = state.shape[j];
+      label.querySelector("input").value = (value ?? a.medians[state.digits[0]]) * scale;
+      label.querySelector("output").textContent = value === null ? "own" : (value * scale).toFixed(scale === 1 ? 2 : 1);
+    });
+  }
+
   function showDigits() {
     for (const button of document.querySelectorAll("#digits .digit")) {
       const on = state.digits.includes(Number(button.dataset.digit));
@@ -379,6 +433,7 @@
       button.setAttribute("aria-pressed", String(on));
     }
     $("count-label").textContent = state.meta.conditional ? `Per ${state.meta.class_word || "digit"}` : "Images";
+    if ((state.meta.attributes || []).length) showShape(); // an untouched slider shows the first digit's median
   }
 
   function showSliders() {
@@ -421,6 +476,7 @@
     if (state.meta.conditional) parts.push(`d=${state.digits.join(",")}`);
     parts.push(`n=${state.count}`, `seed=${state.seed}`);
     if (state.offsets.some((v) => v !== 0)) parts.push(`z=${state.offsets.join(",")}`);
+    if (state.shape.some((v) => v !== null)) parts.push(`s=${state.shape.map((v) => (v === null ? "" : +v.toFixed(4))).join(",")}`);
     parts.push(`m=${state.morph.mode}`, `a=${state.morph.from}`, `b=${state.morph.to}`);
     history.replaceState(null, "", `#${parts.join("&")}`);
   }
@@ -439,6 +495,11 @@
     const offsets = (params.get("z") || "").split(",").map(Number);
     if (offsets.length <= state.offsets.length && offsets.every((v) => Number.isFinite(v) && Math.abs(v) <= SLIDER_LIMIT)) {
       offsets.forEach((v, k) => { state.offsets[k] = v; });
+    }
+    const shape = (params.get("s") || "").split(",");
+    const attributes = state.meta.attributes || [];
+    if (shape.length === attributes.length && shape.every((t) => t === "" || Number.isFinite(Number(t)))) {
+      state.shape = shape.map((t, j) => (t === "" ? null : Math.min(Math.max(Number(t), attributes[j].low), attributes[j].high)));
     }
     if (["label", "walk"].includes(params.get("m")) && state.meta.conditional) state.morph.mode = params.get("m");
     state.morph.from = integer(params.get("a"), 0, classes - 1) ?? state.morph.from;
@@ -468,6 +529,7 @@
     state.morph.from = Math.min(3, classes - 1);
     state.morph.to = Math.min(8, classes - 1);
     state.offsets = state.meta.directions.names.map(() => 0);
+    state.shape = (state.meta.attributes || []).map(() => null);
     ort.env.wasm.wasmPaths = ortBase; // an absolute URL: the .mjs is imported relative to it
     // Threads share memory only on a cross-origin-isolated page (the project's server sends the
     // headers; a plain static host does not): then one thread per core, up to 4.
@@ -483,6 +545,7 @@
     $("morph-mode").value = state.morph.mode;
     showDigits();
     showSliders();
+    showShape();
     showMorph();
     await queue.request();
     const readyMs = performance.now();
