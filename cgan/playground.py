@@ -106,6 +106,17 @@ class Playground:
                                      readout_format="+.1f", style={"description_width": "9em"},
                                      layout=w.Layout(width="30em")) for name in names]
         self.reset_button = w.Button(description="centre sliders", tooltip="set every latent slider back to 0")
+        # A --condition shape generator: a slider per attribute, in its unit (degrees for the slant), used once
+        # its box is ticked; unticked, each digit takes a real digit's value, as `generate` does.
+        self.shape = []
+        for attribute in conditions.describe(self.generator):
+            degrees = attribute["unit"] == "rad"
+            scale = 180 / np.pi if degrees else 1.0
+            slider = w.FloatSlider(value=float(np.median(attribute["medians"])) * scale, min=attribute["low"] * scale,
+                                   max=attribute["high"] * scale, step=0.5 if degrees else 0.05,
+                                   description=f"{attribute['name']} ({'deg' if degrees else attribute['unit']})",
+                                   style={"description_width": "9em"}, layout=w.Layout(width="30em"))
+            self.shape.append((attribute["name"], scale, w.Checkbox(value=False, description="ask"), slider))
         self.grid_image = w.Image(format="png")
         self.status = w.HTML()
 
@@ -126,7 +137,8 @@ class Playground:
         self.strip = w.Image(format="png")
         self.morph_status = w.HTML()
 
-        for control in [*self.digit_buttons, self.count, self.seed, *self.latent]:
+        for control in [*self.digit_buttons, self.count, self.seed, *self.latent,
+                        *(c for _, _, box, slider in self.shape for c in (box, slider))]:
             control.observe(self._on_sample_control, names="value")
         for control in (self.mode, self.morph_from, self.morph_to, self.frames):
             control.observe(self._on_morph_control, names="value")
@@ -140,6 +152,10 @@ class Playground:
         if self.conditional:
             rows.append(w.HBox([w.Label("digits", layout=w.Layout(width="5em")), *self.digit_buttons]))
         rows.append(w.HBox([self.count, self.seed, self.new_noise_button]))
+        if self.shape:
+            rows.append(w.HTML("Shape, as Morpho-MNIST measures it (ticked: asked; unticked: each digit a real "
+                               "digit's):"))
+            rows.extend(w.HBox([slider, box]) for _, _, box, slider in self.shape)
         if self.latent:
             rows.append(w.HTML("Latent directions, in standard deviations of the noise "
                                "(the generator's principal directions; names say what they change most):"))
@@ -205,6 +221,10 @@ class Playground:
         """The digits picked, in order; [] for a generator without labels."""
         return [d for d, button in enumerate(self.digit_buttons) if button.value]
 
+    def asked_shape(self) -> dict[str, float]:
+        """The attributes ticked, {name: value in the generator's unit}; {} for a generator without them."""
+        return {name: slider.value / scale for name, scale, box, slider in self.shape if box.value}
+
     def offsets(self) -> np.ndarray:
         """The latent sliders' values, float32 (sliders,), in standard deviations."""
         return np.array([slider.value for slider in self.latent], np.float32)
@@ -229,7 +249,9 @@ class Playground:
             count = len(labels)
         inputs["noise"] = self._steer(noise(self.generator, count, self.seed.value))
         # a --condition shape generator: real digits' shapes, as `generate` draws them for this seed
-        inputs = conditions.complete(self.generator, inputs, np.random.default_rng([self.seed.value, 1]))
+        if self.shape:
+            inputs[conditions.SHAPE] = conditions.fill(self.generator, inputs["label"], self.asked_shape(),
+                                                       np.random.default_rng([self.seed.value, 1]))
         return postprocess(self.generator(inputs, training=False))
 
     def draw(self) -> np.ndarray:
@@ -262,6 +284,7 @@ class Playground:
             return f"{text}; noise moved along {', '.join(moved)}"
         flags = (f"--digits {' '.join(map(str, self.digits()))} --count {count}" if self.conditional
                  else f"--count {count}")
+        flags += "".join(f" --{name} {value:.4g}" for name, value in self.asked_shape().items())
         return (f"{text}. The same digits from the command line: "
                 f"<code>python cgan_mnist.py --generator={self.path or 'MODEL'} {flags} --seed {seed}</code>")
 
@@ -275,7 +298,7 @@ class Playground:
         """
         mode, count, seed = self.mode.value, self.frames.value, self.seed.value
         a, b = self.morph_from.value, self.morph_to.value
-        key = (mode, a, b, count, seed, tuple(self.offsets().tolist()))
+        key = (mode, a, b, count, seed, tuple(self.offsets().tolist()), tuple(self.asked_shape().items()))
         if key == self._frames_key:
             return self._frames
         g = self.generator
@@ -284,14 +307,14 @@ class Playground:
             eye = np.eye(self.classes, dtype=np.float32)
             z = np.repeat(self._steer(noise(g, 1, seed)), count, axis=0)
             inputs = conditions.held(g, {"noise": z, "label": (1 - t) * eye[a] + t * eye[b]}, a,
-                                     np.random.default_rng([seed, 1]))
+                                     np.random.default_rng([seed, 1]), self.asked_shape())
             frames = postprocess(self.soft(inputs, training=False))
         else:
             path = slerp(noise(g, 1, seed)[0], noise(g, 1, seed + 1)[0], np.linspace(0.0, 1.0, count))
             inputs = {"noise": self._steer(path)}
             if self.conditional:
                 inputs = conditions.held(g, {**inputs, "label": np.full((count, 1), a, np.int32)}, a,
-                                         np.random.default_rng([seed, 1]))
+                                         np.random.default_rng([seed, 1]), self.asked_shape())
             frames = postprocess(g(inputs, training=False))
         self._frames_key, self._frames = key, frames
         self._frame_png = [None] * count

@@ -191,3 +191,32 @@ def test_only_the_playground_imports_ipywidgets():
                 continue
             assert not any(n.split(".")[0] == "ipywidgets" or n == "cgan.playground" for n in names), \
                 f"{path.relative_to(ROOT)} imports {names}"
+
+
+def test_a_shape_generator_gets_sliders_for_its_attributes(tmp_path, mnist_small):
+    """Unticked, the grid is what the command line draws; ticked, the value asked, as --thickness asks it."""
+    import cgan_mnist
+    from cgan import conditions
+    from cgan.data import MNIST
+    from cgan.sampling import save_generator
+
+    shape_generator = cgan_mnist.build_generator(latent_dim=8, width=8, attributes=conditions.attributes_of("shape"))
+    images, labels = MNIST.load(mnist_small)
+    conditions.set_statistics([shape_generator], conditions.training_conditions("shape", images, labels))
+    path = save_generator(shape_generator, tmp_path / "shape.h5")
+    pg = Playground(path, digits=[2, 5], count=3, seed=4, sliders=2)
+    assert [slider.description for _, _, _, slider in pg.shape] == [
+        "thickness (px)", "slant (deg)", "width (px)", "height (px)"]
+    loaded = load_generator(path)
+    np.testing.assert_array_equal(pg.images(), generate(loaded, [2, 2, 2, 5, 5, 5], seed=4))
+    _, _, box, slider = pg.shape[0]
+    with pg.hold():
+        box.value, slider.value = True, 3.5
+    np.testing.assert_array_equal(pg.images(), generate(loaded, [2, 2, 2, 5, 5, 5], seed=4,
+                                                        attributes={"thickness": 3.5}))
+    assert "--thickness 3.5 --seed 4" in pg.status.value
+    _, scale, slant_box, slant = pg.shape[1]
+    with pg.hold():
+        slant_box.value, slant.value = True, 20.0  # degrees on the slider, radians to the generator
+    assert pg.asked_shape()["slant"] == pytest.approx(np.radians(20))
+    assert len(pg.morph_frames()) == pg.frames.value
