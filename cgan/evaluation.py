@@ -372,7 +372,8 @@ class Control:
     to its 90th percentile: the largest shift of another attribute's mean, in SDs, averaged
     over the digits; `worst_side_effect_sds[a]` the worst digit's; `real_side_effect_sds[a]`
     the same shift between real digits around the 10th and around the 90th percentile of
-    `a` (5th-15th, 85th-95th): how much the attributes go together in the data.
+    `a` (5th-15th, 85th-95th): how much the attributes go together in the data. `side_effects[a][j]`: the
+    shift of attribute j's mean when `a` moves, averaged over the digits (0 for j = a).
     """
 
     attributes: tuple[str, ...]
@@ -381,6 +382,7 @@ class Control:
     side_effect_sds: tuple[float, ...]
     worst_side_effect_sds: tuple[float, ...]
     real_side_effect_sds: tuple[float, ...]
+    side_effects: tuple[tuple[float, ...], ...]
     per_cell: int
 
 
@@ -396,7 +398,7 @@ def control_section(generator, *, data=None, per_cell: int = 100, seed: int = 0)
     sd = np.stack([r.std(0) for r in own])  # (classes, k)
     digits = np.repeat(np.arange(classes), per_cell)
     measured_ = lambda images: shape.measure(images)[:, [shape.ATTRIBUTES.index(n) for n in names]]  # noqa: E731
-    errors, worst, effects, worst_effects, real_effects = [], [], [], [], []
+    errors, worst, effects, worst_effects, real_effects, matrix = [], [], [], [], [], []
     for a, name in enumerate(names):
         cell = np.zeros((classes, len(CONTROL_PERCENTILES)))
         for p in range(len(CONTROL_PERCENTILES)):
@@ -411,6 +413,7 @@ def control_section(generator, *, data=None, per_cell: int = 100, seed: int = 0)
             ends.append(measured_(generate(generator, digits, seed=seed, attributes=held)))
         shift = np.abs(np.nanmean((ends[1] - ends[0]).reshape(classes, per_cell, -1), axis=1)) / sd  # (classes, k)
         others = [j for j in range(len(names)) if j != a]
+        matrix.append(tuple(0.0 if j == a else float(x) for j, x in enumerate(shift.mean(0))))
         effects.append(float(shift[:, others].mean(0).max()))
         worst_effects.append(float(shift[:, others].max()))
         real_shift = []
@@ -420,7 +423,7 @@ def control_section(generator, *, data=None, per_cell: int = 100, seed: int = 0)
             real_shift.append(np.abs(around[1].mean(0) - around[0].mean(0)) / sd[c])
         real_effects.append(float(np.stack(real_shift)[:, others].mean(0).max()))
     return Control(tuple(names), tuple(errors), tuple(worst), tuple(effects), tuple(worst_effects),
-                   tuple(real_effects), per_cell)
+                   tuple(real_effects), tuple(matrix), per_cell)
 
 
 def format_control(control: Control) -> str:
@@ -430,12 +433,14 @@ def format_control(control: Control) -> str:
              "attribute over that digit's training images (aims: error <= 0.25, side effect <= 0.10)",
              f"{'attribute':<11}{'|asked - measured| at':>21}{'':>8}{'worst':>7}   "
              f"{'side effect p10->p90':>20}{'worst':>7}{'real':>7}",
-             f"{'':<11}{pct}{'mean':>8}{'digit':>7}   {'(others at medians)':>20}{'digit':>7}{'data':>7}"]
+             f"{'':<11}{pct}{'mean':>8}{'digit':>7}   {'(others at medians)':>20}{'digit':>7}{'data':>7}"
+             f"   {'which moves: ' + ' '.join(n[:5] for n in control.attributes)}"]
     for a, name in enumerate(control.attributes):
         cells = "".join(f"{x:7.3f}" for x in control.error_sds[a])
         lines.append(f"{name:<11}{cells}{np.mean(control.error_sds[a]):8.3f}{control.worst_error_sds[a]:7.3f}   "
                      f"{control.side_effect_sds[a]:20.3f}{control.worst_side_effect_sds[a]:7.3f}"
-                     f"{control.real_side_effect_sds[a]:7.3f}")
+                     f"{control.real_side_effect_sds[a]:7.3f}   {'':>13}"
+                     + " ".join(f"{x:5.2f}" for x in control.side_effects[a]))
     return "\n".join(lines)
 
 
