@@ -160,7 +160,8 @@ def sample_hint(path) -> str:
     generator = load_generator(path)
     if class_count(generator) is None:
         return "--count 16"
-    return dataset_of(generator).sample_example()
+    shaped = " --thickness 3.5 --slant 0.25" if conditions.names(generator) else ""  # --condition shape: ask for it
+    return dataset_of(generator).sample_example() + shaped
 
 
 def _parse_class(dataset: Dataset, text: str, flag: str) -> int:

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, TINY, assert_one_line_error, run_main
 
 import cgan_mnist
-from cgan import conditions, evaluation, shape
+from cgan import conditions, evaluation, sample_command, shape
 from cgan.data import MNIST
 from cgan.errors import UserError
 from cgan.sampling import generate, load_generator, save_generator
@@ -110,6 +110,7 @@ def test_a_shape_run_trains_and_samples_with_its_flags(trained_shape_model, tmp_
     generator = load_generator(trained_shape_model)
     assert conditions.names(generator) == shape.CONDITIONED
     assert conditions.statistics(generator)[0][3] > 15  # the mean height of real digits, recorded
+    assert sample_command.sample_hint(trained_shape_model) == "--digit=6 --thickness 3.5 --slant 0.25"
     out = tmp_path / "out"
     assert run_main([f"--generator={trained_shape_model}", "--digit", "7", "--thickness", "4", "--slant", "0.25",
                      "--count", "5", "--seed", "1", "--out-dir", str(out), "--save-npz", str(out / "a.npz")]) == 0
