@@ -432,15 +432,14 @@ def format_control(control: Control) -> str:
     lines = [f"shape control: {control.per_cell} samples of each digit and value; errors and shifts in SDs of the "
              "attribute over that digit's training images (aims: error <= 0.25, side effect <= 0.10)",
              f"{'attribute':<11}{'|asked - measured| at':>21}{'':>8}{'worst':>7}   "
-             f"{'side effect p10->p90':>20}{'worst':>7}{'real':>7}",
-             f"{'':<11}{pct}{'mean':>8}{'digit':>7}   {'(others at medians)':>20}{'digit':>7}{'data':>7}"
-             f"   {'which moves: ' + ' '.join(n[:5] for n in control.attributes)}"]
+             f"{'side effect p10->p90':>20}{'worst':>7}{'real':>7}   shift of each",
+             f"{'':<11}{pct}{'mean':>8}{'digit':>7}   {'(others at medians)':>20}{'digit':>7}{'data':>7}   "
+             + " ".join(f"{n[:5]:>5}" for n in control.attributes)]
     for a, name in enumerate(control.attributes):
         cells = "".join(f"{x:7.3f}" for x in control.error_sds[a])
         lines.append(f"{name:<11}{cells}{np.mean(control.error_sds[a]):8.3f}{control.worst_error_sds[a]:7.3f}   "
                      f"{control.side_effect_sds[a]:20.3f}{control.worst_side_effect_sds[a]:7.3f}"
-                     f"{control.real_side_effect_sds[a]:7.3f}   {'':>13}"
-                     + " ".join(f"{x:5.2f}" for x in control.side_effects[a]))
+                     f"{control.real_side_effect_sds[a]:7.3f}   " + " ".join(f"{x:5.2f}" for x in control.side_effects[a]))
     return "\n".join(lines)
 
 
