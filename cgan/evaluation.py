@@ -439,7 +439,8 @@ def format_control(control: Control) -> str:
         cells = "".join(f"{x:7.3f}" for x in control.error_sds[a])
         lines.append(f"{name:<11}{cells}{np.mean(control.error_sds[a]):8.3f}{control.worst_error_sds[a]:7.3f}   "
                      f"{control.side_effect_sds[a]:20.3f}{control.worst_side_effect_sds[a]:7.3f}"
-                     f"{control.real_side_effect_sds[a]:7.3f}   " + " ".join(f"{x:5.2f}" for x in control.side_effects[a]))
+                     f"{control.real_side_effect_sds[a]:7.3f}   "
+                     + " ".join(f"{x:5.2f}" for x in control.side_effects[a]))
     return "\n".join(lines)
 
 
