@@ -38,7 +38,7 @@ import numpy as np
 from cgan import budget, conditions, diagrams, sample_command, training
 from cgan import config as config_flags
 from cgan.backend import keras
-from cgan.cli import ArgumentParser
+from cgan.cli import ArgumentParser, flag_name
 from cgan.config import Config, data_of, output_dtype
 from cgan.data import MNIST, PAIRS_NUMBER
 from cgan.errors import InputError, TrainingStopped, UserError
@@ -376,7 +376,7 @@ def build_parser() -> ArgumentParser:
 def _check_flags(parser: ArgumentParser, args) -> None:
     """UserError for a flag given that does not apply to what the command does (rather than ignore it)."""
     groups = {g.title: {a.dest for a in g._group_actions} for g in parser._action_groups}
-    options = {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
+    options = {a.dest: flag_name(a) for a in parser._actions if a.option_strings}
 
     def refuse(dests: set[str], why: str) -> None:
         hit = [dest for dest in options if dest in args.given & dests]

@@ -29,6 +29,12 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed
 
 
+def flag_name(action: argparse.Action) -> str:
+    """How a message names a flag: its long form (`--g-class-norm`, not `--no-g-class-norm`)."""
+    longs = [o for o in action.option_strings if o.startswith("--") and not o.startswith("--no-")]
+    return longs[0] if longs else action.option_strings[-1]
+
+
 def flags_markdown(group: argparse._ArgumentGroup) -> str:
     """A Markdown table (flag, default, meaning) of an argparse group, from each flag's own help text.
 
@@ -36,7 +42,9 @@ def flags_markdown(group: argparse._ArgumentGroup) -> str:
     """
     lines = ["| flag | default | meaning |", "|---|---|---|"]
     for action in group._group_actions:
-        name = action.option_strings[-1] + (f" {action.metavar}" if isinstance(action.metavar, str) else "")
+        name = flag_name(action) + (f" {action.metavar}" if isinstance(action.metavar, str) else "")
+        if isinstance(action, argparse.BooleanOptionalAction):
+            name = " / ".join(action.option_strings)
         meaning, _, default = (action.help or "").partition(" (default: ")
         choices = f" (one of {', '.join(action.choices)})" if action.choices else ""
         lines.append(f"| `{name}` | {default.removesuffix(')')} | {meaning}{choices} |")

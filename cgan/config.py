@@ -39,6 +39,12 @@ DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0,
                                 "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "feature_matching": 0.0}}
 
 
+# A condition's own recipe, keyed by --condition: the shape's attributes reach every stage of G through
+# conditional batch normalisation, which drew the asked shapes closer than concatenation alone did
+# (docs/experiments.md, "How to condition the shape").
+CONDITION_DEFAULTS = {"shape": {"g_class_norm": True}}
+
+
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
 # or in a lifetime (a typo, not a wish).
 INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096),
@@ -70,7 +76,8 @@ class Config:
                               "convolution (BatchNorm, ReLU) before a 3x3 convolution to the image; 0: the transposed "
                               "convolution draws the image")
     g_class_norm: bool = _field(False, "the generator's batch normalisations also scale and shift each channel by "
-                                "the label (conditional batch normalisation), so the label reaches every stage")
+                                "the label (and the shape, with --condition shape: conditional batch normalisation), "
+                                "so the condition reaches every stage")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
     minibatch_std: int = _field(4, "group size of the discriminator's minibatch standard deviation (Karras et al., "
@@ -249,6 +256,8 @@ def _default_text(field: dataclasses.Field) -> str:
                if field.name in values]
     by_data = [f"{values[field.name]} with --dataset {name}" for name, values in DATASET_DEFAULTS.items()
                if field.name in values]
+    by_data += [f"{values[field.name]} with --condition {name}" for name, values in CONDITION_DEFAULTS.items()
+                if field.name in values]
     unlabelled = ([f"{UNCONDITIONAL_DEFAULTS[field.name]} with --unconditional"] if field.name in UNCONDITIONAL_DEFAULTS
                   else [])
     return "; ".join([str(field.default), *by_loss, *by_data, *unlabelled])
@@ -256,7 +265,8 @@ def _default_text(field: dataclasses.Field) -> str:
 
 def _has_other_defaults(name: str) -> bool:
     """Whether a field's default depends on the loss, the dataset or --unconditional."""
-    return (any(name in values for values in (*LOSS_DEFAULTS.values(), *DATASET_DEFAULTS.values()))
+    return (any(name in values for values in (*LOSS_DEFAULTS.values(), *DATASET_DEFAULTS.values(),
+                                              *CONDITION_DEFAULTS.values()))
             or name in UNCONDITIONAL_DEFAULTS)
 
 
@@ -269,7 +279,11 @@ def add_arguments(group) -> None:
     for field in flag_fields():
         help_text = f"{field.metadata['help']} (default: {_default_text(field)})"
         if field.type in (bool, "bool"):
-            group.add_argument(flag(field.name), action="store_true", help=field.metadata["help"])
+            if _has_other_defaults(field.name):  # None when not given, and a --no- flag to turn the default off
+                group.add_argument(flag(field.name), action=argparse.BooleanOptionalAction, default=None,
+                                   help=f"{field.metadata['help']} (default: {_default_text(field)})")
+            else:
+                group.add_argument(flag(field.name), action="store_true", help=field.metadata["help"])
             continue
         default = field.default
         metavar = None if "choices" in field.metadata else {int: "N", float: "X"}.get(type(default))
@@ -285,11 +299,13 @@ def from_args(args: argparse.Namespace, **overrides) -> Config:
 
 
 def for_loss(**values) -> Config:
-    """A Config of `values`, fields not among them taking the defaults of the chosen dataset and loss (and of
-    --unconditional; the loss's before the dataset's, as a Wasserstein critic needs its own rates)."""
+    """A Config of `values`, fields not among them taking the defaults of the chosen dataset, condition and loss
+    (and of --unconditional; the loss's before the dataset's, as a Wasserstein critic needs its own rates)."""
     loss, dataset = values.get("loss", Config.loss), values.get("dataset", Config.dataset)
     unlabelled = UNCONDITIONAL_DEFAULTS if values.get("unconditional") else {}
-    return Config(**{**DATASET_DEFAULTS.get(dataset, {}), **LOSS_DEFAULTS.get(loss, {}), **unlabelled, **values})
+    condition = CONDITION_DEFAULTS.get(values.get("condition", Config.condition), {})
+    return Config(**{**DATASET_DEFAULTS.get(dataset, {}), **condition, **LOSS_DEFAULTS.get(loss, {}), **unlabelled,
+                     **values})
 
 
 def from_run(values: dict) -> Config:

@@ -22,7 +22,11 @@ def test_every_field_has_help_and_every_flag_field_becomes_a_flag():
     for field in config.flag_fields():
         action = flags[config.flag(field.name)]
         assert action.help.startswith(field.metadata["help"])
-        if field.type == "bool":
+        if field.type == "bool" and any(field.name in values for values in config.CONDITION_DEFAULTS.values()):
+            # on for a condition: "not given" is None, and --no-... turns it off
+            assert action.default is None and isinstance(action, argparse.BooleanOptionalAction)
+            assert "True with --condition shape" in action.help
+        elif field.type == "bool":
             assert action.default is False and action.const is True  # a switch
         elif any(field.name in values for values in config.LOSS_DEFAULTS.values()):
             assert action.default is None and "with --loss wgan-gp" in action.help  # "not given" is visible
