@@ -35,7 +35,7 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 1
 
 import numpy as np
 
-from cgan import budget, conditions, diagrams, sample_command, training
+from cgan import conditions, diagrams, sample_command, training
 from cgan import config as config_flags
 from cgan.backend import keras
 from cgan.cli import ArgumentParser, flag_name
@@ -310,55 +310,11 @@ def build_parser() -> ArgumentParser:
     page.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: 8000)")
 
     sample = p.add_argument_group("sampling (with --generator)")
-    which = sample.add_mutually_exclusive_group()
-    which.add_argument("--digit", metavar="N",
-                       help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
-    which.add_argument("--digits", nargs="+", metavar="N", help="draw these digits, one row each")
-    which.add_argument("--class", dest="class_", metavar="C",
-                       help="draw only class C, by number or name "
-                            "(any generator with labels: --class shirt, --class 6)")
-    which.add_argument("--classes", nargs="+", metavar="C", help="draw these classes, one row each")
-    which.add_argument("--number", metavar="NN",
-                       help="a pairs generator trained with --condition number: draw only the number NN (00-99)")
-    which.add_argument("--numbers", nargs="+", metavar="NN", help="the same, for several numbers, one row each")
-    which.add_argument("--interpolate", nargs=2, metavar=("A", "B"),
-                       help="fixed noise, the label morphing from class A to B")
-    which.add_argument("--walk", nargs="?", const=sample_command.ANY_CLASS, metavar="N",
-                       help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
-    conditions.add_arguments(sample)
-    sample.add_argument("--count", type=int, default=None, metavar="K",
-                        help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
-                             "scored per class: 1000, 100 per number for pairs)")
-    sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
-    sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
-    sample.add_argument("--save-npz", metavar="PATH",
-                        help="also write the images (uint8) and their labels to PATH (.npz)")
-    sample.add_argument("--show", action="store_true", help="also open the picture in a window")
-    sample.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of a table")
-    sample.add_argument("--export-onnx", metavar="PATH",
-                        help="write the generator as an ONNX file (.onnx) for ONNX Runtime, and exit")
+    sample_command.add_arguments(sample)
 
     train_group = p.add_argument_group("training")
     config_flags.add_arguments(train_group)
-    train_group.add_argument("--data", metavar="PATH",
-                             help="a Keras-layout .npz or a folder of the four IDX files (gzipped or raw) "
-                                  "(default: data/mnist.npz; Fashion-MNIST: /usr/share/datasets/fashion-mnist)")
-    train_group.add_argument("--limit", type=int, metavar="N",
-                             help="train on the first N images only, for quick runs (default: all)")
-    train_group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME",
-                             help="file name of the saved generator inside --out-dir; .keras for the native format "
-                                  "(default: cgan_mnist.h5)")
-    train_group.add_argument("--distribute", action="store_true",
-                             help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU "
-                                  "devices where there are none; with TF_CONFIG, over its workers (every worker runs "
-                                  "the same command; the chief writes --out-dir); one step per compiled call")
-    train_group.add_argument("--minutes", type=float, metavar="M",
-                             help="train for about M minutes here: the step is timed on this machine and --train-steps "
-                                  "set to what fits, the learning-rate decay, weight average and dumps fitted to it; "
-                                  f"where under {budget.SHORT_RUN_STEPS:,} steps of the default batch would fit, "
-                                  f"batches of {budget.SHORT_RUN_BATCH} instead")
-    train_group.add_argument("--tensorboard", metavar="DIR",
-                             help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
+    training.add_arguments(train_group)
 
     common = p.add_argument_group("common")
     common.add_argument("--out-dir", metavar="DIR",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cgan import conditions, images, morphs
-from cgan.data import DATASETS, Dataset, dataset_of
+from cgan.data import DATASETS, MNIST, Dataset, dataset_of
 from cgan.errors import UserError
 from cgan.files import check_file, check_folder
 from cgan.sampling import class_count, generate_batches, image_size, load_generator
@@ -19,6 +19,38 @@ PICTURE_LIMIT = 1024  # images a sample grid shows at most (--save-npz keeps the
 # the sampling flags of one kind of dataset's classes (`Dataset.class_flags`), beside --class and --classes
 DATASET_CLASS_FLAGS = tuple(name for dataset in DATASETS.values() for name in dataset.class_flags)
 ANY_CLASS = -1  # --walk without a digit, for a generator without labels (not a string: argparse would parse it)
+
+
+def add_arguments(sample) -> None:
+    """The sampling flags, in the argparse group `sample`: which classes (each dataset's own flags too),
+    morphs and walks, any conditions the generator takes beyond the class (`cgan.conditions`), and the outputs."""
+    which = sample.add_mutually_exclusive_group()
+    which.add_argument("--digit", metavar="N",
+                       help=f"draw only digit N ({MNIST.class_range()}); default: one row per digit")
+    which.add_argument("--digits", nargs="+", metavar="N", help="draw these digits, one row each")
+    which.add_argument("--class", dest="class_", metavar="C",
+                       help="draw only class C, by number or name "
+                            "(any generator with labels: --class shirt, --class 6)")
+    which.add_argument("--classes", nargs="+", metavar="C", help="draw these classes, one row each")
+    which.add_argument("--number", metavar="NN",
+                       help="a pairs generator trained with --condition number: draw only the number NN (00-99)")
+    which.add_argument("--numbers", nargs="+", metavar="NN", help="the same, for several numbers, one row each")
+    which.add_argument("--interpolate", nargs=2, metavar=("A", "B"),
+                       help="fixed noise, the label morphing from class A to B")
+    which.add_argument("--walk", nargs="?", const=ANY_CLASS, metavar="N",
+                       help="class N fixed, the noise walking between two seeds (no N for an unconditional generator)")
+    conditions.add_arguments(sample)
+    sample.add_argument("--count", type=int, default=None, metavar="K",
+                        help="samples per digit (default: 16 with --digit, 10 per row otherwise; with --evaluate, "
+                             "scored per class: 1000, 100 per number for pairs)")
+    sample.add_argument("--frames", type=int, default=10, help="frames of --interpolate or --walk (default: 10)")
+    sample.add_argument("--gif", action="store_true", help="with --interpolate or --walk: also write an animated GIF")
+    sample.add_argument("--save-npz", metavar="PATH",
+                        help="also write the images (uint8) and their labels to PATH (.npz)")
+    sample.add_argument("--show", action="store_true", help="also open the picture in a window")
+    sample.add_argument("--json", action="store_true", help="with --evaluate: print JSON instead of a table")
+    sample.add_argument("--export-onnx", metavar="PATH",
+                        help="write the generator as an ONNX file (.onnx) for ONNX Runtime, and exit")
 
 
 def sample(args) -> list[Path]:

@@ -67,6 +67,29 @@ class SampleGrid(keras.callbacks.Callback):
         return write_png(self.out_dir / f"step_{step:06d}.png", self.grid(step))
 
 
+def add_arguments(group) -> None:
+    """The flags of a training run beside the Config's (`train`'s options), in the argparse group `group`."""
+    group.add_argument("--data", metavar="PATH",
+                       help="a Keras-layout .npz or a folder of the four IDX files (gzipped or raw) "
+                            "(default: data/mnist.npz; Fashion-MNIST: /usr/share/datasets/fashion-mnist)")
+    group.add_argument("--limit", type=int, metavar="N",
+                       help="train on the first N images only, for quick runs (default: all)")
+    group.add_argument("--model-name", default="cgan_mnist.h5", metavar="NAME",
+                       help="file name of the saved generator inside --out-dir; .keras for the native format "
+                            "(default: cgan_mnist.h5)")
+    group.add_argument("--distribute", action="store_true",
+                       help="train under tf.distribute.MirroredStrategy over the visible GPUs, or the CPU "
+                            "devices where there are none; with TF_CONFIG, over its workers (every worker runs "
+                            "the same command; the chief writes --out-dir); one step per compiled call")
+    group.add_argument("--minutes", type=float, metavar="M",
+                       help="train for about M minutes here: the step is timed on this machine and --train-steps "
+                            "set to what fits, the learning-rate decay, weight average and dumps fitted to it; "
+                            f"where under {budget.SHORT_RUN_STEPS:,} steps of the default batch would fit, "
+                            f"batches of {budget.SHORT_RUN_BATCH} instead")
+    group.add_argument("--tensorboard", metavar="DIR",
+                       help="also log losses and sample grids for `tensorboard --logdir DIR` (default: off)")
+
+
 def train(
     config: Config,
     *,
