@@ -160,7 +160,8 @@ CASES = [
     ("resume-other-latent-dim", ["--resume", "{disk}/run", "--latent-dim", "32"], USAGE, "--latent-dim"),
     ("resume-with-dataset", ["--resume", "{disk}/run", "--dataset", "fashion"], USAGE, "--dataset"),
     ("gif-without-morph", [G, "--digit", "3", "--gif"], USAGE, "--gif needs"),
-    ("condition-without-pairs", ["--condition", "below50", "--out-dir", "{disk}/new_run"], USAGE, "--condition is for"),
+    ("condition-without-pairs", ["--condition", "below50", "--out-dir", "{disk}/new_run"], USAGE,
+     "--condition below50 is for --dataset pairs"),
     # data
     ("data-missing", [*TRAIN, "--data", "{disk}/data/nope.npz"], INPUT, "no such file or folder"),
     ("data-empty-file", [*TRAIN, "--data", "{disk}/data/empty.npz"], INPUT, "not a readable .npz"),

@@ -88,7 +88,7 @@ def test_below50_with_the_number_code_trains_d_on_numbers_and_resumes(mnist_smal
     assert gan.discriminator.get_layer("classifier").units == 100
     # The fakes D sees are labelled with the numbers G drew, on the side asked for.
     z, asked = gan._noise(64), np.repeat([[0], [1]], 32, axis=0).astype(np.int32)
-    numbers = np.asarray(gan._fake_labels(z, asked)).ravel()
+    numbers = np.asarray(gan._fake_conditions(z, {"label": asked})["label"]).ravel()
     assert np.all((numbers <= 49) == (asked.ravel() == 1))
     path = cgan_mnist.resume(tmp_path, verbose=False)
     generator = load_generator(path)
