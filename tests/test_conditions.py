@@ -145,9 +145,12 @@ def test_a_shape_flag_on_a_generator_without_shape_gets_one_line(tiny_generator_
 def test_the_control_section_reads_what_a_generator_draws(trained_shape_model, mnist_small):
     control = evaluation.control_section(load_generator(trained_shape_model), data=mnist_small, per_cell=3)
     assert control.attributes == shape.CONDITIONED
-    figures = [*np.ravel(control.error_sds), *control.side_effect_sds, *control.real_side_effect_sds]
+    figures = [*np.ravel(control.error_sds), *control.side_effect_sds, *control.real_side_effect_sds,
+               *control.real_error_sds]
     assert all(np.isfinite(x) and x >= 0 for x in figures)
-    # two steps of training draw nothing like the digits asked: far from the aims
+    # two steps of training draw nothing like the digits asked: far from the aims, and from the measure's own
+    # noise (a real digit moved by a pixel)
     assert max(np.mean(errors) for errors in control.error_sds) > 0.25
+    assert max(control.real_error_sds) < min(np.mean(errors) for errors in control.error_sds)
     text = evaluation.format_control(control)
     assert text.count("\n") == 2 + len(shape.CONDITIONED) and "thickness" in text
