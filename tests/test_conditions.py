@@ -154,3 +154,20 @@ def test_the_control_section_reads_what_a_generator_draws(trained_shape_model, m
     assert max(control.real_error_sds) < min(np.mean(errors) for errors in control.error_sds)
     text = evaluation.format_control(control)
     assert text.count("\n") == 2 + len(shape.CONDITIONED) and "thickness" in text
+
+
+def test_a_shape_run_resumes_to_the_generator_an_uninterrupted_one_saves(trained_shape_model, tmp_path):
+    """The attributes' statistics travel in the checkpoint: a run resumed from step 1 ends where the whole run did."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_shape_model.parent, run)
+    (run / "cgan_mnist.h5").unlink()
+    for late in sorted((run / "checkpoints").glob("step_*"))[1:]:
+        late.unlink()
+    resumed = load_generator(cgan_mnist.resume(run, verbose=False))
+    whole = load_generator(trained_shape_model)
+    for a, b in zip(conditions.statistics(resumed), conditions.statistics(whole)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(generate(resumed, [1, 7], seed=3, attributes={"slant": 0.3}),
+                                  generate(whole, [1, 7], seed=3, attributes={"slant": 0.3}))
