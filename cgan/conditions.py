@@ -164,8 +164,7 @@ def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndar
     if flags and not names_:
         raise UserError(f"{path} was not trained with --condition shape, so {flags[0]} does not apply")
     for name, value in values.items():
-        if not np.isfinite(value):
-            raise UserError(f"--{name} must be a number, got {value}")
+        _check_value(generator, name, value, f"--{name}")
     if not sweep:
         return None
     name, *ends = sweep
@@ -177,9 +176,21 @@ def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndar
         low, high = (float(v) for v in ends)
     except ValueError:
         raise UserError(f"--sweep {name} FROM TO: FROM and TO must be numbers, got {' '.join(ends)}") from None
-    if not (np.isfinite(low) and np.isfinite(high)):
-        raise UserError(f"--sweep {name} FROM TO: FROM and TO must be numbers, got {' '.join(ends)}")
+    for value in (low, high):
+        _check_value(generator, name, value, f"--sweep {name}")
     return name, np.array([low, high])
+
+
+def _check_value(generator, name: str, value: float, flag: str) -> None:
+    """UserError unless `value` is a number a digit can measure: a positive length, a slant short of
+    +-90 degrees (beyond the data's range it is the generator's guess, but a guess it can draw)."""
+    unit = units(generator)[names(generator).index(name)]
+    if not np.isfinite(value):
+        raise UserError(f"{flag} must be a number, got {value}")
+    if unit == "rad" and not abs(value) < np.pi / 2:
+        raise UserError(f"{flag} is an angle in radians between -1.57 and 1.57 (MNIST: -0.5 to 0.66), got {value}")
+    if unit == "px" and not 0 < value <= 28:
+        raise UserError(f"{flag} is in pixels of a 28x28 image, above 0 and at most 28, got {value}")
 
 
 def held(generator, inputs: dict, label: int | None, rng: np.random.Generator | None = None,

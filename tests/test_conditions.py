@@ -125,6 +125,9 @@ def test_a_shape_run_trains_and_samples_with_its_flags(trained_shape_model, tmp_
            (["--sweep", "slant", "a", "b"], "FROM and TO must be numbers"),
            (["--sweep", "slant", "0", "1", "--slant", "0.2"], "does not go with --slant"),
            (["--thickness", "nan"], "--thickness must be a number"),
+           (["--thickness", "-2"], "--thickness is in pixels of a 28x28 image, above 0"),
+           (["--slant", "2"], "--slant is an angle in radians"),
+           (["--sweep", "width", "4", "40"], "--sweep width is in pixels"),
            (["--sweep", "slant", "0", "1", "--walk", "3"], "--sweep does not go with --walk")]
     for flags, message in bad:
         assert_one_line_error(run_main([f"--generator={trained_shape_model}", "--out-dir", str(out), *flags]),
