@@ -70,11 +70,6 @@ def statistics(generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.asarray(w.numpy(), np.float64) for w in (layer.mean, layer.sd, layer.reference))
 
 
-def percentiles(generator, label: int, q) -> np.ndarray:
-    """The recorded real digits' attributes of class `label` at percentiles `q` (len(q), k)."""
-    return np.percentile(statistics(generator)[2][label], q, axis=0)
-
-
 def describe(generator) -> list[dict]:
     """The attributes as the page shows them: name, unit, the recorded real digits' 1st-99th percentile
     range, and each class's median (what a class is drawn with until the user moves a slider)."""
@@ -129,15 +124,16 @@ def fill(generator, labels, asked: dict | None = None, rng: np.random.Generator 
 
 
 def complete(generator, inputs: dict, rng: np.random.Generator | None = None) -> dict:
-    """`inputs` ({"noise": ..., "label": ...}) with every other input the generator takes, filled in (`fill`).
-
-    A label given as class weights (a morph's blend) fills in as its strongest class.
-    """
+    """`inputs` ({"noise": ..., "label": classes}) with every other input the generator takes, filled in (`fill`)."""
     if SHAPE not in generator.input or SHAPE in inputs:
         return inputs
-    labels = np.asarray(inputs["label"])
-    labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1)
-    return {**inputs, SHAPE: fill(generator, labels, None, rng)}
+    return {**inputs, SHAPE: fill(generator, inputs["label"], None, rng)}
+
+
+def shape_rng(seed: int | None) -> np.random.Generator:
+    """The numbers that fill in a generator's attributes for `seed`: apart from the noise's, so that a seed
+    draws the same noise with or without them."""
+    return np.random.default_rng(None if seed is None else [seed, 1])
 
 
 def add_arguments(group) -> None:

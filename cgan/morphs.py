@@ -60,13 +60,8 @@ def interpolate(generator: keras.Model, a: int, b: int, *, frames: int = 10, see
     t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
     labels = (1 - t) * eye[a] + t * eye[b]
     z = np.repeat(noise(generator, 1, seed), frames, axis=0)
-    return postprocess(soft(conditions.held(generator, {"noise": z, "label": labels}, a, _shape_rng(seed),
+    return postprocess(soft(conditions.held(generator, {"noise": z, "label": labels}, a, conditions.shape_rng(seed),
                                             attributes), training=False))
-
-
-def _shape_rng(seed: int | None) -> np.random.Generator:
-    """The numbers that fill in a generator's attributes for `seed`: `generate`'s, apart from the noise's."""
-    return np.random.default_rng(None if seed is None else [seed, 1])
 
 
 def sweep(generator: keras.Model, labels, name: str, values, *, seed: int | None = None,
@@ -74,7 +69,7 @@ def sweep(generator: keras.Model, labels, name: str, values, *, seed: int | None
     """uint8 frames (rows x len(values), h, w): per row one noise and class (`labels`), only attribute `name`
     taking each of `values`; the other attributes are those asked, the rest a real digit's of the row's class."""
     labels, values = np.asarray(labels, np.int32).reshape(-1), np.asarray(values, np.float32)
-    rows = conditions.fill(generator, labels, attributes, _shape_rng(seed))
+    rows = conditions.fill(generator, labels, attributes, conditions.shape_rng(seed))
     shapes = np.repeat(rows, len(values), axis=0)
     shapes[:, conditions.names(generator).index(name)] = np.tile(values, len(labels))
     inputs = {"noise": np.repeat(noise(generator, len(labels), seed), len(values), axis=0),
@@ -107,5 +102,5 @@ def walk(generator: keras.Model, label: int | None, *, frames: int = 10, seed: i
                              np.linspace(0.0, 1.0, frames))}
     if label is not None:
         inputs["label"] = np.full((frames, 1), label, np.int32)
-    return postprocess(generator(conditions.held(generator, inputs, label, _shape_rng(seed), attributes),
+    return postprocess(generator(conditions.held(generator, inputs, label, conditions.shape_rng(seed), attributes),
                                  training=False))

@@ -251,7 +251,7 @@ class Playground:
         # a --condition shape generator: real digits' shapes, as `generate` draws them for this seed
         if self.shape:
             inputs[conditions.SHAPE] = conditions.fill(self.generator, inputs["label"], self.asked_shape(),
-                                                       np.random.default_rng([self.seed.value, 1]))
+                                                       conditions.shape_rng(self.seed.value))
         return postprocess(self.generator(inputs, training=False))
 
     def draw(self) -> np.ndarray:
@@ -307,14 +307,14 @@ class Playground:
             eye = np.eye(self.classes, dtype=np.float32)
             z = np.repeat(self._steer(noise(g, 1, seed)), count, axis=0)
             inputs = conditions.held(g, {"noise": z, "label": (1 - t) * eye[a] + t * eye[b]}, a,
-                                     np.random.default_rng([seed, 1]), self.asked_shape())
+                                     conditions.shape_rng(seed), self.asked_shape())
             frames = postprocess(self.soft(inputs, training=False))
         else:
             path = slerp(noise(g, 1, seed)[0], noise(g, 1, seed + 1)[0], np.linspace(0.0, 1.0, count))
             inputs = {"noise": self._steer(path)}
             if self.conditional:
                 inputs = conditions.held(g, {**inputs, "label": np.full((count, 1), a, np.int32)}, a,
-                                         np.random.default_rng([seed, 1]), self.asked_shape())
+                                         conditions.shape_rng(seed), self.asked_shape())
             frames = postprocess(g(inputs, training=False))
         self._frames_key, self._frames = key, frames
         self._frame_png = [None] * count

@@ -123,9 +123,8 @@ def generate_batches(generator: keras.Model, labels=None, seed: int | None = Non
             raise UserError(f"labels must be integers 0-{classes - 1} for this generator, got {labels.tolist()[:10]}")
         labels, total = labels.astype(np.int32).reshape(-1, 1), len(labels)
     shapes = None
-    if conditions.names(generator):  # its own numbers, so that the noise of a seed stays what it is without them
-        rng = np.random.default_rng(None if seed is None else [seed, 1])
-        shapes = conditions.fill(generator, labels, attributes, rng)
+    if conditions.names(generator):
+        shapes = conditions.fill(generator, labels, attributes, conditions.shape_rng(seed))
     rng = np.random.default_rng(seed)  # drawn batch by batch, the same numbers as `noise` draws at once
     for i in range(0, total, batch_size):
         inputs = {"noise": rng.standard_normal((min(batch_size, total - i), latent_dim(generator))).astype(np.float32)}
