@@ -1,4 +1,4 @@
-"""Kill anywhere, lose nothing: a training run SIGKILLed at a dozen moments and resumed ends as an uninterrupted one.
+"""Kill anywhere, lose nothing: a training run SIGKILLed at ten moments and resumed ends as an uninterrupted one.
 
 Kills land in start-up (while TensorFlow loads), inside each kind of write (run.json,
 a checkpoint, a grid, losses.csv, the loss curve, the generator; the process kills
@@ -40,10 +40,7 @@ SCHEDULE = [
     ("write", "step_*.png:1"),  # its grid, after the checkpoint
     ("write", "loss_curve.png:1"),
     ("random", (0.5, 4.0)),
-    ("write", "step_*.npz:1"),
-    ("write", "step_*.png:2"),
-    ("write", "losses.csv:2"),
-    ("random", (0.5, 4.0)),
+    ("write", "step_*.png:2"),  # a grid after a checkpoint the resumed run wrote
     ("write", "cgan_mnist.h5:1"),  # the generator, at the end
     ("random", (0.5, 3.0)),  # a finished run being resumed
 ]
@@ -108,7 +105,7 @@ def same_checkpoint(ours: Path, theirs: Path) -> None:
                 assert np.array_equal(a[key], b[key]), f"{ours.name}: {key} differs"
 
 
-def test_a_run_killed_at_a_dozen_moments_ends_as_an_uninterrupted_one(mnist_small, tmp_path):
+def test_a_run_killed_at_ten_moments_ends_as_an_uninterrupted_one(mnist_small, tmp_path):
     reference = tmp_path / "whole"
     done = subprocess.run(command(reference, mnist_small), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
