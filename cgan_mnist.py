@@ -62,7 +62,7 @@ MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit numbers
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
-                    attributes: dict[str, str] | None = None, dtype: str | None = None, synchronized: bool = False,
+                    continuous: conditions.Kind | None = None, dtype: str | None = None, synchronized: bool = False,
                     name: str = "generator") -> keras.Model:
     """G(noise, label[, shape]) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
 
@@ -77,10 +77,10 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     noise (`cgan.layers.NumberCode`), and the embedding is the number's. With `class_norm`, each
     BatchNorm's output is also scaled by 1 + gain(e) and shifted by bias(e), two linear maps of the
     label's embedding e (conditional batch normalisation: de Vries et al., 2017; Miyato and Koyama,
-    2018), so the label reaches every stage and not only the first. `attributes` ({name: unit}, with
-    classes) adds the input `shape` (b, k): measured attributes in their units, which an `Attributes`
-    layer makes standard scores (and records, with the data's statistics: `cgan.conditions`); a
-    linear map of them joins the label's embedding, so they condition every place the label does.
+    2018), so the label reaches every stage and not only the first. `continuous` (with classes; a
+    `cgan.conditions.Kind`) adds its input (`shape` (b, 4) or `colour` (b, 6)): attributes in their
+    units, which an `Attributes` layer makes standard scores (and records, with the data's statistics);
+    a linear map of them joins the label's embedding, so they condition every place the label does.
     `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
@@ -97,12 +97,12 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = NumberCode(number_members, name="number_code")(noise, label)  # (b, numbers) one-hot
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
-        if attributes:
-            measured = keras.Input((len(attributes),), name=conditions.SHAPE)
-            scores = Attributes(attributes, attributes.values(), num_classes, conditions.REFERENCE_ROWS,
-                                name=conditions.LAYER)(measured)
+        if continuous:
+            measured = keras.Input((len(continuous.attributes),), name=continuous.name)
+            scores = Attributes(continuous.attributes, continuous.attributes.values(), num_classes,
+                                conditions.REFERENCE_ROWS, name=conditions.LAYER)(measured)
             y = layers.Concatenate(dtype=dtype)([y, layers.Dense(32, name="attribute_embedding", dtype=dtype)(scores)])
-            inputs[conditions.SHAPE] = measured
+            inputs[continuous.name] = measured
         x = layers.Concatenate(dtype=dtype)([noise, y])
 
     def normalized(x):
@@ -140,7 +140,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
                         num_classes: int | None = MNIST.num_classes,
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
-                        attributes: dict[str, str] | None = None, attribute_head: bool = False,
+                        continuous: conditions.Kind | None = None, attribute_head: bool = False,
                         dtype: str | None = None) -> keras.Model:
     """D(image, label[, shape]) -> one real/fake logit (float32; float64 under that policy), with a projection head.
 
@@ -159,7 +159,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     `twin` adds a third, `twin_logits`, the same head again: TAC-GAN's twin classifier
     (Gong et al., 2019), which learns the labels of fakes, for `--twin-classifier`.
     `features` adds `features`, h itself, for G's feature matching (`--feature-matching`).
-    `attributes` (as for the generator) adds the input `shape` and a second projection,
+    `continuous` (as for the generator) adds its input and a second projection,
     <A h, s> for the attributes' standard scores s; `attribute_head` adds the output
     `attribute_predictions`, a regression of s from h (for `--shape-weight`).
     """
@@ -184,16 +184,18 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot", dtype=dtype)(label)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
-    if attributes:
-        measured = keras.Input((len(attributes),), name=conditions.SHAPE)
-        scores = Attributes(attributes, attributes.values(), num_classes, 1, name=conditions.LAYER)(measured)
-        per_attribute = layers.Dense(len(attributes), use_bias=False, name="attribute_projection", dtype=dtype)(h)
+    if continuous:
+        k = len(continuous.attributes)
+        measured = keras.Input((k,), name=continuous.name)
+        scores = Attributes(continuous.attributes, continuous.attributes.values(), num_classes, 1,
+                            name=conditions.LAYER)(measured)
+        per_attribute = layers.Dense(k, use_bias=False, name="attribute_projection", dtype=dtype)(h)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([scores, per_attribute])])
-        inputs[conditions.SHAPE] = measured
+        inputs[continuous.name] = measured
     logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
-    if attributes and attribute_head:
-        predicted = layers.Dense(len(attributes), dtype=dtype, name="attribute_regressor")(h)
+    if continuous and attribute_head:
+        predicted = layers.Dense(len(continuous.attributes), dtype=dtype, name="attribute_regressor")(h)
         outputs["attribute_predictions"] = layers.Activation("linear", dtype=output_dtype(dtype),
                                                              name="attribute_predictions")(predicted)
     if auxiliary:
@@ -225,7 +227,7 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
                            num_classes=None if config.unconditional else dataset.num_classes,
                            number_members=dataset.number_members().T if config.number_code else None,
                            image_shape=dataset.image_shape, class_norm=config.g_class_norm,
-                           attributes=conditions.attributes_of(config.condition), dtype=dtype, synchronized=distributed,
+                           continuous=conditions.kind_for(config), dtype=dtype, synchronized=distributed,
                            name=dataset.generator_name)
 
 
@@ -241,7 +243,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
                                image_shape=dataset.image_shape, auxiliary=config.aux_weight > 0,
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
                                twin=config.twin_classifier, features=config.feature_matching > 0,
-                               attributes=conditions.attributes_of(config.condition),
+                               continuous=conditions.kind_for(config),
                                attribute_head=config.shape_weight > 0, dtype=dtype)
 
 

@@ -1,11 +1,13 @@
 """What a generator is conditioned on, in one place: the inputs it takes beyond its noise, how training
 reads them from the data, and how sampling fills in what a user did not ask for.
 
-Every generator takes `noise`; a conditional one a `label` (a class, int (b, 1)); one trained
-with `--condition shape` also `shape`: each digit's thickness, slant, width and height in their
-units (px, rad, px, px; `cgan.shape.CONDITIONED`, measured as Morpho-MNIST measures them). Its
-`cgan.layers.Attributes` layer records their names, units and the training data's statistics,
-with a table of real digits' values per class, so the saved generator is all that sampling,
+Every generator takes `noise`; a conditional one a `label` (a class, int (b, 1)); beyond that, one
+continuous condition (a `Kind` of KINDS) at most:
+- `shape` (`--condition shape`): each digit's thickness, slant, width and height in their units
+  (px, rad, px, px; `cgan.shape.CONDITIONED`, measured as Morpho-MNIST measures them);
+- `colour` (`--dataset colour`): the stroke's and the background's RGB in [0, 1] (`cgan.colour`).
+Its `cgan.layers.Attributes` layer records the attributes' names, units and the training data's
+statistics, with a table of real values per class, so the saved generator is all that sampling,
 the page and ONNX export need to know:
 
     names(generator)                         # ("thickness", "slant", "width", "height"), () without
@@ -19,13 +21,14 @@ them in the networks before the first step.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
-from cgan import shape
+from cgan import colour, shape
 from cgan.errors import UserError
 from cgan.files import atomic_path, cache_dir
 from cgan.layers import Attributes
@@ -37,15 +40,48 @@ NEAREST = 16  # a value not asked comes from one of this many real digits neares
 CACHE_VERSION = 1  # part of the measures cache's digest: bump when `cgan.shape` measures differently
 
 
-def attributes_of(condition: str) -> dict[str, str]:
-    """{name: unit} of the continuous attributes a run's --condition adds (none but for `shape`)."""
-    return {name: shape.UNITS[name] for name in shape.CONDITIONED} if condition == SHAPE else {}
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A continuous condition: the generator input `name` takes `attributes` ({name: unit}, in order).
+
+    `trained_with` is how a run asks for it (for messages); `flags` are the sampling flags that
+    set its attributes ({flag's dest: what it means}); `measured`: the data's own values are
+    measured from each training image (shape), rather than drawn as the batches are made (colour).
+    """
+
+    name: str
+    attributes: dict
+    trained_with: str
+    flags: dict
+    measured: bool
+
+
+KINDS = {
+    SHAPE: Kind(SHAPE, {name: shape.UNITS[name] for name in shape.CONDITIONED}, "--condition shape",
+                {name: shape.MEANINGS[name] for name in shape.CONDITIONED}, measured=True),
+    colour.NAME: Kind(colour.NAME, {name: colour.UNIT for name in colour.ATTRIBUTES}, "--dataset colour",
+                      {"color": "the stroke's colour: a CSS name or #rrggbb (default: drawn at random)",
+                       "background": "the background's colour, the same way"}, measured=False),
+}
+
+
+def kind_for(config) -> Kind | None:
+    """The continuous condition a run of `config` adds to noise and label (None for the label alone)."""
+    if config.dataset == colour.NAME:
+        return KINDS[colour.NAME]
+    return KINDS[SHAPE] if config.condition == SHAPE else None
+
+
+def kind_of(model) -> Kind | None:
+    """The continuous condition a generator (or discriminator) takes (None if it takes only noise and a label)."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    return next((kind for name, kind in KINDS.items() if name in inputs), None)
 
 
 def input_sizes(config) -> dict[str, int]:
     """{input name: width} of the continuous conditions a run of `config` adds to noise and label."""
-    attributes = attributes_of(config.condition)
-    return {SHAPE: len(attributes)} if attributes else {}
+    kind = kind_for(config)
+    return {kind.name: len(kind.attributes)} if kind else {}
 
 
 def attribute_layer(model) -> Attributes | None:
@@ -125,9 +161,10 @@ def fill(generator, labels, asked: dict | None = None, rng: np.random.Generator 
 
 def complete(generator, inputs: dict, rng: np.random.Generator | None = None) -> dict:
     """`inputs` ({"noise": ..., "label": classes}) with every other input the generator takes, filled in (`fill`)."""
-    if SHAPE not in generator.input or SHAPE in inputs:
+    kind = kind_of(generator)
+    if kind is None or kind.name in inputs:
         return inputs
-    return {**inputs, SHAPE: fill(generator, inputs["label"], None, rng)}
+    return {**inputs, kind.name: fill(generator, inputs["label"], None, rng)}
 
 
 def shape_rng(seed: int | None) -> np.random.Generator:
@@ -137,37 +174,66 @@ def shape_rng(seed: int | None) -> np.random.Generator:
 
 
 def add_arguments(group) -> None:
-    """The sampling flags of continuous conditions: one per attribute a generator can take, and --sweep."""
-    for name in shape.CONDITIONED:
-        group.add_argument(f"--{name}", type=float, metavar="X",
-                           help=f"a generator trained with --condition shape: its {shape.MEANINGS[name]}; "
-                                "what is not given comes from real digits nearest to what is")
+    """The sampling flags of continuous conditions (every kind's), and --sweep."""
+    for kind in KINDS.values():
+        for dest, meaning in kind.flags.items():
+            if kind.name == SHAPE:
+                group.add_argument(f"--{dest}", type=float, metavar="X",
+                                   help=f"a generator trained with {kind.trained_with}: its {meaning}; "
+                                        "what is not given comes from real digits nearest to what is")
+            else:
+                names = ("--color", "--colour") if dest == "color" else (f"--{dest}",)
+                group.add_argument(*names, dest=dest, metavar="COLOUR",
+                                   help=f"a generator trained with {kind.trained_with}: {meaning}")
     group.add_argument("--sweep", nargs=3, metavar=("ATTRIBUTE", "FROM", "TO"),
                        help="with such a generator: a strip of --frames images per row where only ATTRIBUTE moves "
                             "from FROM to TO (--sweep thickness 1.5 5)")
 
 
 def asked(args) -> dict[str, float]:
-    """{attribute: value} of the sampling flags given (`add_arguments`)."""
-    return {name: getattr(args, name) for name in shape.CONDITIONED if getattr(args, name, None) is not None}
+    """{attribute: value} of the sampling flags given (`add_arguments`); UserError for a colour that is none."""
+    values = {}
+    for kind in KINDS.values():
+        for dest in kind.flags:
+            given = getattr(args, dest, None)
+            if given is None:
+                continue
+            if kind.name == SHAPE:
+                values[dest] = given
+            else:
+                part = "stroke" if dest == "color" else dest
+                flag = "--color" if dest == "color" else f"--{dest}"
+                values.update(zip((f"{part}_{c}" for c in ("red", "green", "blue")), colour.parse(given, flag)))
+    return values
+
+
+def _flag_of(name: str) -> str:
+    """The sampling flag that sets attribute `name`."""
+    return "--color" if name.startswith("stroke_") else "--background" if name.startswith("background_") else \
+        f"--{name}"
 
 
 def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndarray] | None:
     """UserError (one line) for attribute flags this generator cannot take or values that are not numbers;
     the sweep's (attribute, FROM and TO) if one was asked."""
     names_ = names(generator)
-    flags = [f"--{name}" for name in values] + (["--sweep"] if sweep else [])
-    if flags and not names_:
-        raise UserError(f"{path} was not trained with --condition shape, so {flags[0]} does not apply")
+    for name in values:
+        if name not in names_:
+            flag = _flag_of(name)
+            needed = next(k.trained_with for k in KINDS.values() if name in k.attributes)
+            raise UserError(f"{path} was not trained with {needed}, so {flag} does not apply")
+    if sweep and not names_:
+        raise UserError(f"{path} takes no attributes (it was trained with neither "
+                        f"{' nor '.join(k.trained_with for k in KINDS.values())}), so --sweep does not apply")
     for name, value in values.items():
-        _check_value(generator, name, value, f"--{name}")
+        _check_value(generator, name, value, _flag_of(name))
     if not sweep:
         return None
     name, *ends = sweep
     if name not in names_:
         raise UserError(f"--sweep: {name!r} is not an attribute of {path} (its attributes: {', '.join(names_)})")
     if name in values:
-        raise UserError(f"--sweep {name} moves {name}: it does not go with --{name}")
+        raise UserError(f"--sweep {name} moves {name}: it does not go with {_flag_of(name)}")
     try:
         low, high = (float(v) for v in ends)
     except ValueError:
@@ -179,7 +245,8 @@ def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndar
 
 def _check_value(generator, name: str, value: float, flag: str) -> None:
     """UserError unless `value` is a number a digit can measure: a positive length, a slant short of
-    +-90 degrees (beyond the data's range it is the generator's guess, but a guess it can draw)."""
+    +-90 degrees (beyond the data's range it is the generator's guess, but a guess it can draw), a
+    colour channel in 0-1."""
     unit = units(generator)[names(generator).index(name)]
     if not np.isfinite(value):
         raise UserError(f"{flag} must be a number, got {value}")
@@ -187,29 +254,33 @@ def _check_value(generator, name: str, value: float, flag: str) -> None:
         raise UserError(f"{flag} is an angle in radians between -1.57 and 1.57 (MNIST: -0.5 to 0.66), got {value}")
     if unit == "px" and not 0 < value <= 28:
         raise UserError(f"{flag} is in pixels of a 28x28 image, above 0 and at most 28, got {value}")
+    if unit == colour.UNIT and not 0 <= value <= 1:
+        raise UserError(f"{flag}: a colour channel is between 0 and 1, got {value}")
 
 
 def held(generator, inputs: dict, label: int | None, rng: np.random.Generator | None = None,
          attributes: dict | None = None) -> dict:
     """`inputs` with the generator's attributes, if it takes any, the same in every row: those `attributes` asked,
     the rest one real digit's of class `label` (a morph or a walk keeps its shape while the rest moves)."""
-    if not names(generator):
+    kind = kind_of(generator)
+    if kind is None:
         return inputs
     row = fill(generator, [label], attributes, rng)
-    return {**inputs, SHAPE: np.repeat(row, len(inputs["noise"]), axis=0)}
+    return {**inputs, kind.name: np.repeat(row, len(inputs["noise"]), axis=0)}
 
 
 # ---------------------------------------------------------------------------
 # Training: the conditions of the data
 
 
-def training_conditions(condition: str, images: np.ndarray, labels: np.ndarray, source=None,
+def training_conditions(kind: Kind | None, images: np.ndarray, labels: np.ndarray, source=None,
                         *, verbose: bool = False) -> dict[str, np.ndarray]:
     """A run's conditions of its training images: {"label": labels (n,)}, and with --condition shape
-    {"shape": their attributes (n, k) float32} (measured once, then cached: `measures_of`)."""
+    {"shape": their attributes (n, k) float32} (measured once, then cached: `measures_of`). Colours
+    are not the images' own: the batches draw them as they paint (`cgan.data.ColourDataset`)."""
     conditions = {"label": labels}
-    if attributes_of(condition):
-        conditions[SHAPE] = measures_of(images, source, verbose=verbose)
+    if kind is not None and kind.measured:
+        conditions[kind.name] = measures_of(images, source, verbose=verbose)
     return conditions
 
 
@@ -265,9 +336,13 @@ def set_statistics(models, conditions: dict[str, np.ndarray], *, seed: int = 0) 
     Mean and SD over the whole set; the reference table, REFERENCE_ROWS real rows per class
     drawn with `seed` (with repeats where a class has fewer).
     """
-    if SHAPE not in conditions:
+    kind = next((kind_of(model) for model in models if kind_of(model) is not None), None)
+    if kind is None:
         return
-    table, labels = np.asarray(conditions[SHAPE], np.float64), np.asarray(conditions["label"]).reshape(-1)
+    labels = np.asarray(conditions["label"]).reshape(-1)
+    # colours are drawn, not measured: the record is drawn the way training draws them
+    table = conditions[kind.name] if kind.measured else colour.painted_table(len(labels), seed)
+    table = np.asarray(table, np.float64)
     mean, sd = table.mean(0), np.maximum(table.std(0), 1e-6)
     rng = np.random.default_rng(seed)
     for model in models:

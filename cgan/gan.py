@@ -229,16 +229,17 @@ class ConditionalGAN(keras.Model):
         return {name: tf.concat([t[: batch // 2], t[: batch - batch // 2]], 0) for name, t in conditions.items()}
 
     def _with_attributes(self, d_loss, g_loss, real_heads, real_conditions, fake_heads, fake_conditions, figures):
-        """The losses with the attribute regression's terms (if D has the head: --condition shape --shape-weight).
+        """The losses with the attribute regression's terms (if D has the head: a continuous condition's
+        --shape-weight).
 
         D learns the measured attributes of real images; G is pushed towards fakes that D
         reads as the attributes they were drawn for; both in the attributes' standard scores.
         """
         if "attribute_predictions" not in real_heads:
             return d_loss, g_loss, figures
-        scores = self.generator.get_layer(conditions.LAYER)
-        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[conditions.SHAPE]))
-        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[conditions.SHAPE]))
+        scores, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
+        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]))
+        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]))
         weight = self.config.shape_weight
         return (d_loss + weight * d_term, g_loss + weight * g_term,
                 {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})

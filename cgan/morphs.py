@@ -42,8 +42,9 @@ def soft_label_generator(generator: keras.Model) -> keras.Model:
 
     inputs = {"noise": keras.Input((latent_dim(generator),), name="noise"),
               "label": keras.Input((classes,), name="label")}
-    if conditions.SHAPE in generator.input:
-        inputs[conditions.SHAPE] = keras.Input((len(conditions.names(generator)),), name=conditions.SHAPE)
+    kind = conditions.kind_of(generator)
+    if kind is not None:
+        inputs[kind.name] = keras.Input((len(kind.attributes),), name=kind.name)
     soft = keras.models.clone_model(generator, input_tensors=inputs, clone_function=clone)
     soft.set_weights(generator.get_weights())
     return soft
@@ -73,7 +74,7 @@ def sweep(generator: keras.Model, labels, name: str, values, *, seed: int | None
     shapes = np.repeat(rows, len(values), axis=0)
     shapes[:, conditions.names(generator).index(name)] = np.tile(values, len(labels))
     inputs = {"noise": np.repeat(noise(generator, len(labels), seed), len(values), axis=0),
-              "label": np.repeat(labels, len(values)).reshape(-1, 1), conditions.SHAPE: shapes}
+              "label": np.repeat(labels, len(values)).reshape(-1, 1), conditions.kind_of(generator).name: shapes}
     return np.concatenate([postprocess(generator({k: v[i : i + 250] for k, v in inputs.items()}, training=False))
                            for i in range(0, len(shapes), 250)])
 

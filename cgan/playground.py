@@ -250,8 +250,8 @@ class Playground:
         inputs["noise"] = self._steer(noise(self.generator, count, self.seed.value))
         # a --condition shape generator: real digits' shapes, as `generate` draws them for this seed
         if self.shape:
-            inputs[conditions.SHAPE] = conditions.fill(self.generator, inputs["label"], self.asked_shape(),
-                                                       conditions.shape_rng(self.seed.value))
+            inputs[conditions.kind_of(self.generator).name] = conditions.fill(
+                self.generator, inputs["label"], self.asked_shape(), conditions.shape_rng(self.seed.value))
         return postprocess(self.generator(inputs, training=False))
 
     def draw(self) -> np.ndarray:

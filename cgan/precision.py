@@ -184,12 +184,12 @@ def step_times(config, networks, dataset) -> dict[str, float]:
     off (2.0x against 1.25x; docs/experiments.md, "`--minutes` timed on real batches").
     """
     from cgan.backend import keras
-    from cgan.conditions import training_conditions
+    from cgan.conditions import kind_for, training_conditions
 
     batches = None
     if dataset.default_path.exists():  # never the download fallback: timing must not wait on a network
         images, labels = dataset.load(None, "train")
-        batches = training_batches(config, images, training_conditions(config.condition, images, labels,
+        batches = training_batches(config, images, training_conditions(kind_for(config), images, labels,
                                                                        dataset.default_path))
     try:
         return measure(lambda precision: step_runner(config, networks, precision, dataset, batches=batches))

@@ -131,5 +131,5 @@ def generate_batches(generator: keras.Model, labels=None, seed: int | None = Non
         if classes is not None:
             inputs["label"] = labels[i : i + batch_size]
         if shapes is not None:
-            inputs[conditions.SHAPE] = shapes[i : i + batch_size]
+            inputs[conditions.kind_of(generator).name] = shapes[i : i + batch_size]
         yield postprocess(generator(inputs, training=False))

@@ -171,7 +171,7 @@ def _training_data(config: Config, dataset, data, limit: int | None, verbose: bo
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     source = (data or dataset.default_path) if limit is None else None  # a part's measures are not kept beside it
-    return images, conditions.training_conditions(config.condition, images, labels, source, verbose=verbose)
+    return images, conditions.training_conditions(conditions.kind_for(config), images, labels, source, verbose=verbose)
 
 
 def _strategy(config: Config, distributed: bool, verbose: bool):

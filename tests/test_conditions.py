@@ -16,7 +16,7 @@ from cgan.sampling import generate, load_generator, save_generator
 
 def shape_generator(**kwargs):
     return cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"],
-                                      attributes=conditions.attributes_of("shape"), **kwargs)
+                                      continuous=conditions.KINDS["shape"], **kwargs)
 
 
 def test_fill_keeps_what_is_asked_and_takes_the_rest_from_the_nearest_real_digits():

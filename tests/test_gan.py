@@ -39,7 +39,7 @@ def test_one_training_step_changes_both_networks(mnist_small, variant):
     config = tiny_config(**VARIANTS[variant])
     gan = cgan_mnist.make_gan(config)
     images, labels = MNIST.load(mnist_small)
-    given = conditions.training_conditions(config.condition, images, labels)
+    given = conditions.training_conditions(conditions.kind_for(config), images, labels)
     conditions.set_statistics((gan.generator, gan.ema_generator, gan.discriminator), given)
     ds = training_batches(config, images, given)
     before = {name: [w.numpy().copy() for w in m.trainable_weights]
@@ -58,8 +58,8 @@ def test_one_training_step_changes_both_networks(mnist_small, variant):
     assert ("label" in gan.generator.input) == (not config.unconditional)
     if config.unconditional:
         assert set(gan.discriminator.input) == {"image"}
-    assert (conditions.SHAPE in gan.generator.input) == (conditions.SHAPE in gan.discriminator.input) == bool(
-        conditions.input_sizes(config))
+    kind = conditions.kind_for(config)
+    assert conditions.kind_of(gan.generator) == conditions.kind_of(gan.discriminator) == kind
     if conditions.input_sizes(config):
         assert set(losses.ATTRIBUTE_FIGURES) <= set(gan.figure_names)
     inputs = {"noise": np.zeros((3, config.latent_dim), "float32")}

@@ -322,9 +322,9 @@ def tiny_shape_generator_file(tmp_path_factory, mnist_small):
     from cgan.data import MNIST
     from cgan.sampling import save_generator
 
-    generator = cgan_mnist.build_generator(latent_dim=8, width=8, attributes=conditions.attributes_of("shape"))
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8, continuous=conditions.KINDS["shape"])
     images, labels = MNIST.load(mnist_small)
-    conditions.set_statistics([generator], conditions.training_conditions("shape", images, labels))
+    conditions.set_statistics([generator], conditions.training_conditions(conditions.KINDS["shape"], images, labels))
     return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny_shape.h5")
 
 
