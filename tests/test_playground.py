@@ -202,7 +202,8 @@ def test_a_shape_generator_gets_sliders_for_its_attributes(tmp_path, mnist_small
 
     shape_generator = cgan_mnist.build_generator(latent_dim=8, width=8, continuous=conditions.KINDS["shape"])
     images, labels = MNIST.load(mnist_small)
-    conditions.set_statistics([shape_generator], conditions.training_conditions(conditions.KINDS["shape"], images, labels))
+    given = conditions.training_conditions(conditions.KINDS["shape"], images, labels)
+    conditions.set_statistics([shape_generator], given)
     path = save_generator(shape_generator, tmp_path / "shape.h5")
     pg = Playground(path, digits=[2, 5], count=3, seed=4, sliders=2)
     assert [slider.description for _, _, _, slider in pg.shape] == [
