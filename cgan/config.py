@@ -36,7 +36,9 @@ UNCONDITIONAL_DEFAULTS = {"aux_weight": 0.0}
 # that models/fashion.h5 was trained with (with D's rate and the weight average of the digits).
 # Keyed by --dataset.
 DATASET_DEFAULTS = {"fashion": {"g_width": 96, "d_width": 48, "aux_weight": 0.0, "train_steps": 16000, "g_lr": 1.2e-3,
-                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "feature_matching": 0.0}}
+                                "latent_dim": 64, "minibatch_std": 0, "r1_weight": 1.0, "feature_matching": 0.0},
+                    # the colours must reach the last layers, which paint every pixel: conditional batch norm
+                    "colour": {"g_class_norm": True}}
 
 
 # A condition's own recipe, keyed by --condition: the shape's attributes reach every stage of G through
@@ -61,8 +63,9 @@ def _field(default, help: str, **metadata):
 class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
-    dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes) or pairs (two digits "
-                          "side by side, 28x56)", choices=DATASET_NAMES)
+    dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes), pairs (two digits "
+                          "side by side, 28x56) or colour (digits painted in a stroke and a background colour drawn "
+                          "per image, conditioned on both)", choices=DATASET_NAMES)
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is "
                             "at most 49 (below50); with --dataset mnist, shape: the digit and its measured thickness, "
@@ -128,7 +131,8 @@ class Config:
                                      "class: the distance between the means of the discriminator's last features "
                                      "over the batch's real images and over its fakes of each class, which G shrinks; "
                                      "0: none")
-    shape_weight: float = _field(1.0, "with --condition shape: weight of a regression head on the discriminator's "
+    shape_weight: float = _field(1.0, "with --condition shape or --dataset colour: weight of a regression head on the "
+                                 "discriminator's "
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
@@ -197,6 +201,9 @@ class Config:
                                 "D on numbers itself")
         if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
             raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
+        if self.dataset == "colour" and self.unconditional:
+            raise UserError("--dataset colour conditions on the digit and its colours: it does not go with "
+                            "--unconditional")
         if self.condition == "shape" and (self.unconditional or self.number_code):
             raise UserError("--condition shape conditions on the digit and its shape: it does not go with "
                             f"{'--unconditional' if self.unconditional else '--number-code'}")

@@ -31,14 +31,16 @@ def to_model_range(pixels):
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels 0-255, shape (n, h, w) -> float32 in [-1, 1], shape (n, h, w, 1)."""
-    return to_model_range(np.asarray(images, dtype=np.float32)[..., None])
+    """uint8 pixels 0-255, shape (n, h, w) or (n, h, w, 3) -> float32 in [-1, 1], shape (n, h, w, 1) or (n, h, w, 3)."""
+    images = np.asarray(images, dtype=np.float32)
+    return to_model_range(images[..., None] if images.ndim == 3 else images)
 
 
 def postprocess(images) -> np.ndarray:
-    """Network output in [-1, 1], shape (n, h, w[, 1]) -> uint8 0-255, shape (n, h, w)."""
+    """Network output in [-1, 1], shape (n, h, w[, 1]) or (n, h, w, 3) -> uint8 0-255, shape (n, h, w) (grey)
+    or (n, h, w, 3) (RGB)."""
     images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 4:
+    if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     return np.clip(np.rint(images * _HALF_RANGE + _HALF_RANGE), 0, 255).astype(np.uint8)
 
@@ -101,6 +103,15 @@ class Dataset:
     def generator_name(self) -> str:
         """The Keras name of a generator trained on this dataset; how a saved generator says what it draws."""
         return "generator" if self is MNIST else f"generator_{self.key}"
+
+    @property
+    def judged_by(self) -> Dataset:
+        """The dataset whose judges read this one's images (its own; MNIST's for pairs and colour)."""
+        return self
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[-1]
 
     @property
     def named_classes(self) -> bool:
@@ -241,6 +252,10 @@ class PairsDataset(Dataset):
     def key(self) -> str:
         return f"{self.name}_{self.condition}"
 
+    @property
+    def judged_by(self) -> Dataset:
+        return MNIST
+
     def label(self, left, right):
         """The class of pairs with these left and right digits (NumPy or TensorFlow integers)."""
         number = 10 * left + right
@@ -301,8 +316,50 @@ PAIRS_BELOW50 = PairsDataset(
     class_flags=("condition",), ask_hint="--condition 1 (or 0)", example="--condition 1",
     description="two-digit numbers conditioned on whether they are at most 49",
 )
-DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50)}
-DATASET_NAMES = ("mnist", "fashion", "pairs")
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourDataset(Dataset):
+    """MNIST's digits painted as they are batched: a stroke and a background colour per image (`cgan.colour`).
+
+    `load` gives the grey digits; `batches` paints each with colours drawn per (seed, step),
+    and gives them as the condition `colour` (b, 6) beside the label.
+    """
+
+    @property
+    def judged_by(self) -> Dataset:
+        return MNIST
+
+    def load(self, path=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """MNIST's grey digits (uint8, (n, 28, 28)) and their labels; the batches paint them."""
+        return MNIST.load(path, split)
+
+    def batches(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
+                numbers: bool = False, extra: dict[str, np.ndarray] | None = None):
+        """The grey digits' batches (`shuffled_batches`), each image painted in colours drawn for (seed, step)."""
+        from cgan import colour
+        from cgan.backend import tf
+
+        if numbers or extra:
+            raise ValueError("coloured digits take no conditions but their label and colours")
+
+        def painted(step, grey, conditions):
+            colours = colour.draw(tf.stack([step, tf.cast(seed, tf.int64)]), batch_size)
+            rgb = colour.paint((grey[..., 0] + 1) / 2, colours)
+            return 2 * rgb - 1, {**conditions, colour.NAME: colours}
+
+        return shuffled_batches(images, labels, batch_size=batch_size, seed=seed, start_step=start_step,
+                                then=painted)
+
+
+COLOUR = ColourDataset(
+    name="colour", title="coloured MNIST", image_shape=(28, 28, 3), class_names=tuple("0123456789"),
+    class_word="digit", default_path=MNIST.default_path, keras_name="mnist",
+    class_flags=("digit", "digits"), ask_hint="--digit N", example="--digit 3 --color crimson --background navy",
+    description="single digits painted in a stroke and a background colour (28x28 RGB)",
+)
+DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50, COLOUR)}
+DATASET_NAMES = ("mnist", "fashion", "pairs", "colour")
 PAIR_CONDITIONS = ("number", "below50")
 CONDITIONS = (*PAIR_CONDITIONS, "shape")  # shape: MNIST's digit and its measures (cgan.conditions)
 
@@ -351,11 +408,12 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, start_step: int = 0,
-                     extra: dict[str, np.ndarray] | None = None):
+                     extra: dict[str, np.ndarray] | None = None, then=None):
     """A tf.data.Dataset of (images in [-1, 1] (b, h, w, 1), conditions) from step `start_step` on.
 
     The conditions are {"label": (b, 1) int32} and the same rows of each of `extra`'s
     per-image arrays (the shape measures of `--condition shape`: {"shape": (n, k)}).
+    `then(step, images, conditions)`, if given, makes each batch what it returns (coloured digits paint).
     Every epoch is a fresh permutation, and the batch of a step is a pure
     function of (seed, step): a resumed run sees exactly the data an
     uninterrupted one would have.
@@ -376,8 +434,9 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
         # A stateless permutation of 0..n-1 per (seed, epoch); the raw op takes per-element seeds.
         index = tf.raw_ops.RandomIndexShuffle(index=within, seed=seeds, max_index=tf.constant(n - 1, tf.int64))
         # Scaled per batch: the uint8 set stays 47 MB instead of 188 MB of floats.
-        return (to_model_range(tf.cast(tf.gather(x, index), tf.float32)[..., None]),
-                {name: tf.gather(values, index) for name, values in per_image.items()})
+        batch = (to_model_range(tf.cast(tf.gather(x, index), tf.float32)[..., None]),
+                 {name: tf.gather(values, index) for name, values in per_image.items()})
+        return batch if then is None else then(step, *batch)
 
     return _step_batches(batch_at, start_step)
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgan import conditions, shape
+from cgan import colour, conditions, shape
 from cgan.backend import keras
 from cgan.cli import ArgumentParser
 from cgan.data import MNIST, Dataset, PairsDataset, dataset_of, preprocess
@@ -191,8 +191,11 @@ class Evaluator:
         return self.spaces["convnet"].run(images)
 
     def score(self, images: np.ndarray, labels: np.ndarray | None) -> Scores:
-        """Figures for uint8 images (n, h, w) that were meant to show digits `labels` (None: any digits)."""
-        images = np.asarray(images)
+        """Figures for uint8 images (n, h, w) that were meant to show digits `labels` (None: any digits).
+
+        RGB images (n, h, w, 3) are read on their luma, from background to stroke (`cgan.colour.readable`).
+        """
+        images = colour.readable(np.asarray(images))
         shape, classes = self.dataset.image_shape[:2], self.num_classes
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
@@ -297,17 +300,21 @@ def _mean_pairwise_distance(feats: np.ndarray, max_points: int = 1000) -> float:
     return float(np.sqrt(d2).sum() / (n * (n - 1)))
 
 
-def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, seed: int = 0) -> Scores:
+def reference_scores(evaluator: Evaluator, *, data=None, per_digit: int = 1000, seed: int = 0,
+                     painted: bool = False) -> Scores:
     """The figures for `per_digit` real training digits of each class: the best a generator can hope for.
 
     Drawn class-balanced, as generators are scored (`per_digit` samples of each
     digit), so the line measures the same protocol: a random draw follows the
     data's class shares instead, which differ from the generator's equal shares
-    and lower its distance to the (unbalanced) test set by about 0.1.
+    and lower its distance to the (unbalanced) test set by about 0.1. `painted`: the digits
+    painted as `--dataset colour` paints them, then read back as a colour generator's are.
     """
     x_train, y_train = evaluator.dataset.load(data, "train")
     pick = _balanced_pick(y_train, evaluator.num_classes, per_digit, seed)[0]
     images, labels = x_train[pick], y_train[pick]
+    if painted:
+        images = colour.readable(colour.paint_numpy(images, colour.painted_table(len(images), seed)))
     path = _cache_path("real", _digest(evaluator.key, images, labels), ".json")
     try:
         saved = json.loads(path.read_text())
@@ -354,6 +361,49 @@ def shape_section(images: np.ndarray, labels: np.ndarray | None, *, data=None, p
     return {"generator": shape.compare(shape.measure(images), labels, real, real_labels, classes=MNIST.num_classes),
             "real (train)": shape.compare(measured(x_train[other]), y_train[other] if labels is not None else None,
                                           real, real_labels, classes=MNIST.num_classes)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourErrors:
+    """How far the colours read from a colour generator's images are from those asked (`cgan.colour.errors`):
+    mean absolute differences per channel, RGB in [0, 1], over all images and per digit; `real_*` the same for
+    real digits painted in the colours asked (what the reading itself costs)."""
+
+    stroke: float
+    background: float
+    per_digit_stroke: tuple[float, ...]
+    per_digit_background: tuple[float, ...]
+    real_stroke: float
+    real_background: float
+    count: int
+
+
+def colour_section(generator, images: np.ndarray, labels: np.ndarray, *, data=None, seed: int = 0) -> ColourErrors:
+    """The `ColourErrors` of RGB `images` drawn by `generate(generator, labels, seed)`, whose colours it draws
+    again (the same numbers), against real training digits painted in those colours."""
+    asked = conditions.fill(generator, labels, None, conditions.shape_rng(seed))
+    labels = np.asarray(labels).reshape(-1)
+    per_digit = [colour.errors(images[labels == d], asked[labels == d]) for d in range(MNIST.num_classes)
+                 if (labels == d).any()]
+    x_train, y_train = MNIST.load(data, "train")
+    pick = _balanced_pick(y_train, MNIST.num_classes, max(1, len(images) // MNIST.num_classes), seed)[0][: len(images)]
+    real = colour.errors(colour.paint_numpy(x_train[pick], asked[: len(pick)]), asked[: len(pick)])
+    mine = colour.errors(images, asked)
+    return ColourErrors(stroke=mine["stroke"], background=mine["background"],
+                        per_digit_stroke=tuple(e["stroke"] for e in per_digit),
+                        per_digit_background=tuple(e["background"] for e in per_digit),
+                        real_stroke=real["stroke"], real_background=real["background"], count=len(images))
+
+
+def format_colours(errors: ColourErrors) -> str:
+    """The colour section as text: the errors of the stroke and the background, and the real line."""
+    return "\n".join([
+        f"colours asked and read ({errors.count} images; RGB 0-1, mean absolute difference per channel)",
+        f"{'':<22}{'stroke':>10}{'worst digit':>13}{'background':>12}{'worst digit':>13}",
+        f"{'generator':<22}{errors.stroke:>10.4f}{max(errors.per_digit_stroke):>13.4f}"
+        f"{errors.background:>12.4f}{max(errors.per_digit_background):>13.4f}",
+        f"{'real digits, painted':<22}{errors.real_stroke:>10.4f}{'':>13}{errors.real_background:>12.4f}",
+    ])
 
 
 CONTROL_PERCENTILES = (10, 50, 90)  # the asked values of the control section: each digit's own percentiles
@@ -561,7 +611,7 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     generator = load_generator(generator_path)
     dataset = dataset_of(generator)
     conditional = class_count(generator) is not None
-    shapes, control = {}, None
+    shapes, control, colours = {}, None, None
     if isinstance(dataset, PairsDataset) and conditional:
         per_digit = per_digit or 10_000 // dataset.num_classes
         asked = np.repeat(np.arange(dataset.num_classes), per_digit)
@@ -577,27 +627,35 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
         per_digit = per_digit or 1000
         if isinstance(dataset, PairsDataset):
             raise InputError(f"{generator_path}: a pairs generator without labels has no condition to check")
+        # coloured digits are judged on their luma by MNIST's judges, against real digits painted and read back
+        painted = dataset.channels == 3
         evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data,
-                              dataset=dataset)
+                              dataset=dataset.judged_by)
         images, labels = draw(generator, per_digit=per_digit, classes=dataset.num_classes, seed=seed)
         rows = {
             "generator": evaluator.score(images, labels),
             # the real line takes as many images as the generator gives: distances grow as samples shrink
-            "real (train)": reference_scores(evaluator, data=data, per_digit=per_digit),
+            "real (train)": reference_scores(evaluator, data=data, per_digit=per_digit, painted=painted),
         }
         table = format_table(rows)
-        if dataset is MNIST:
-            shapes = shape_section(images, labels, data=data, per_digit=per_digit)
+        if dataset.judged_by is MNIST:
+            shapes = shape_section(colour.readable(images), labels, data=data, per_digit=per_digit)
             table += "\n\n" + shape.format_comparisons(shapes)
-        if conditions.names(generator):
+        kind = conditions.kind_of(generator)
+        if kind is conditions.KINDS[conditions.SHAPE]:
             control = control_section(generator, data=data, seed=seed)
             table += "\n\n" + format_control(control)
+        elif kind is conditions.KINDS[colour.NAME]:
+            colours = colour_section(generator, images, labels, data=data, seed=seed)
+            table += "\n\n" + format_colours(colours)
     if as_json:
         figures = {k: dataclasses.asdict(v) for k, v in rows.items()}
         if shapes:
             figures["shape"] = {k: dataclasses.asdict(v) for k, v in shapes.items()}
         if control is not None:
             figures["shape_control"] = dataclasses.asdict(control)
+        if colours is not None:
+            figures["colours"] = dataclasses.asdict(colours)
         print(json.dumps({"generator_path": str(generator_path), "dataset": dataset.key, "per_class": per_digit,
                           "seed": seed, **figures}, indent=2, allow_nan=True))
     else:

@@ -13,15 +13,16 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """A uint8 image (h, w) with each pixel repeated `scale` x `scale` times."""
-    return np.kron(image, np.ones((scale, scale), np.uint8))
+    """A uint8 image (h, w) or (h, w, 3) with each pixel repeated `scale` x `scale` times."""
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
 def tile(images: np.ndarray, rows: int, *, scale: int = 2, gap: int = 2) -> np.ndarray:
-    """Images (n, h, w) uint8 -> one grid image of `rows` rows, row-major, each image scaled up by `scale`."""
+    """Images (n, h, w) or (n, h, w, 3) uint8 -> one grid image of `rows` rows, row-major, each image scaled up
+    by `scale`, on white."""
     cols = -(-len(images) // rows)
     height, width = images.shape[1] * scale, images.shape[2] * scale
-    grid = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap), 255, np.uint8)
+    grid = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap, *images.shape[3:]), 255, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         top, left = gap + r * (height + gap), gap + c * (width + gap)
@@ -29,12 +30,17 @@ def tile(images: np.ndarray, rows: int, *, scale: int = 2, gap: int = 2) -> np.n
     return grid
 
 
+def _mode(pixels: np.ndarray) -> str:
+    """PIL's mode of a uint8 image: "L" for grey (h, w), "RGB" for (h, w, 3)."""
+    return "RGB" if pixels.ndim == 3 else "L"
+
+
 def write_png(path, pixels: np.ndarray) -> Path:
-    """Write a uint8 grey image (h, w) as PNG."""
+    """Write a uint8 grey (h, w) or RGB (h, w, 3) image as PNG."""
     from PIL import Image
 
     with atomic_path(path) as tmp:
-        Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
+        Image.fromarray(pixels, mode=_mode(pixels)).save(tmp, format="PNG")
     return Path(path)
 
 
@@ -45,12 +51,12 @@ def name_rows(grid: np.ndarray, names: list[str], rows: int, *, gap: int = 2) ->
     font = ImageFont.load_default()
     draw = ImageDraw.Draw(Image.new("L", (1, 1)))
     margin = max(draw.textbbox((0, 0), name, font=font)[2] for name in names) + 8
-    picture = Image.new("L", (grid.shape[1] + margin, grid.shape[0]), 255)
+    picture = Image.new(_mode(grid), (grid.shape[1] + margin, grid.shape[0]), (255,) * len(_mode(grid)))
     picture.paste(Image.fromarray(grid), (margin, 0))
     draw = ImageDraw.Draw(picture)
     row_height = (grid.shape[0] - gap) / rows
     for r, name in enumerate(names):
-        draw.text((4, gap + r * row_height + row_height / 2 - 6), name, fill=0, font=font)
+        draw.text((4, gap + r * row_height + row_height / 2 - 6), name, fill=(0,) * len(_mode(grid)), font=font)
     return np.asarray(picture)
 
 
@@ -61,17 +67,17 @@ def save_grid(path, images: np.ndarray, rows: int, *, row_names: list[str] | Non
 
 
 def save_gif(path, frames: np.ndarray, *, scale: int = 4, duration_ms: int = 120) -> Path:
-    """An endlessly looping animated GIF of uint8 frames (k, h, w), scaled up `scale` times."""
+    """An endlessly looping animated GIF of uint8 frames (k, h, w) or (k, h, w, 3), scaled up `scale` times."""
     from PIL import Image
 
-    images = [Image.fromarray(upscale(f, scale), mode="L") for f in frames]
+    images = [Image.fromarray(upscale(f, scale), mode=_mode(f)) for f in frames]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return Path(path)
 
 
 def save_npz(path, images, labels=None, *, shape: tuple[int, ...] | None = None) -> Path:
-    """Write images (uint8, (n, h, w)) and their labels (float32 for morph frames, else int32; none for
+    """Write images (uint8, (n, h, w) or (n, h, w, 3)) and their labels (float32 for morph frames, else int32; none for
     an unconditional generator's images) to a compressed .npz that `np.load` reads.
 
     `images` is an array, or an iterable of uint8 batches of `shape` in all, written as they come,

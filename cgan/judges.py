@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cgan import ROOT
 from cgan.backend import keras, tf
-from cgan.data import FASHION, MNIST, Dataset, PairsDataset, preprocess
+from cgan.data import FASHION, MNIST, Dataset, preprocess
 from cgan.errors import InputError
 from cgan.files import atomic_path
 
@@ -31,8 +31,8 @@ FEATURE_LAYER = "features"
 
 
 def classifier_path(dataset: Dataset, judge: str = "convnet") -> Path:
-    """Where feature network `judge` of `dataset` is kept (pairs are read by MNIST's)."""
-    key = MNIST.key if isinstance(dataset, PairsDataset) else dataset.key
+    """Where feature network `judge` of `dataset` is kept (pairs and coloured digits are read by MNIST's)."""
+    key = dataset.judged_by.key
     return CLASSIFIERS[key] if judge == "convnet" else ROOT / "models" / f"{key}_{judge}.keras"
 
 

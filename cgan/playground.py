@@ -28,7 +28,7 @@ from cgan.data import postprocess
 from cgan.directions import latent_directions, shift
 from cgan.images import tile, upscale
 from cgan.morphs import slerp, soft_label_generator
-from cgan.sampling import class_count, image_size, latent_dim, load_generator, noise
+from cgan.sampling import class_count, latent_dim, load_generator, noise, picture_shape
 
 MAX_COUNT = 64  # samples per digit in the grid
 COLUMNS = 16  # a digit's samples wrap onto more rows after this many
@@ -83,7 +83,7 @@ class Playground:
         self._rng = np.random.default_rng()  # for "new noise": a fresh seed each click, shown in the box
         self._held = 0
         self._frames_key = None
-        self._frames = np.zeros((0, *image_size(generator)), np.uint8)
+        self._frames = np.zeros((0, *picture_shape(generator)), np.uint8)
         self._frame_png: list[bytes | None] = []
         self._build_widgets(chosen, count, seed, frames, fps)
         self.draw()
@@ -244,7 +244,7 @@ class Playground:
         if self.conditional:
             labels = np.repeat(np.array(self.digits(), np.int32), count)
             if not len(labels):
-                return np.zeros((0, *image_size(self.generator)), np.uint8)
+                return np.zeros((0, *picture_shape(self.generator)), np.uint8)
             inputs["label"] = labels.reshape(-1, 1)
             count = len(labels)
         inputs["noise"] = self._steer(noise(self.generator, count, self.seed.value))

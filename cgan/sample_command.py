@@ -12,7 +12,7 @@ from cgan import conditions, images, morphs
 from cgan.data import DATASETS, MNIST, Dataset, dataset_of
 from cgan.errors import UserError
 from cgan.files import check_file, check_folder
-from cgan.sampling import class_count, generate_batches, image_size, load_generator
+from cgan.sampling import class_count, generate_batches, load_generator, picture_shape
 
 MAX_COUNT = 10_000  # samples per class from the command line; more is almost surely a typo
 PICTURE_LIMIT = 1024  # images a sample grid shows at most (--save-npz keeps them all)
@@ -180,7 +180,7 @@ def _draw(generator, labels, seed: int, total: int, shown: np.ndarray, npz_path,
 
     npz = None
     if npz_path:
-        npz = images.save_npz(npz_path, batches(), labels, shape=(total, *image_size(generator)))
+        npz = images.save_npz(npz_path, batches(), labels, shape=(total, *picture_shape(generator)))
     else:
         for _ in batches():
             pass
@@ -192,8 +192,8 @@ def sample_hint(path) -> str:
     generator = load_generator(path)
     if class_count(generator) is None:
         return "--count 16"
-    shaped = " --thickness 3.5 --slant 0.25" if conditions.names(generator) else ""  # --condition shape: ask for it
-    return dataset_of(generator).sample_example() + shaped
+    shaped = conditions.kind_of(generator) is conditions.KINDS[conditions.SHAPE]  # ask for the shape too
+    return dataset_of(generator).sample_example() + (" --thickness 3.5 --slant 0.25" if shaped else "")
 
 
 def _parse_class(dataset: Dataset, text: str, flag: str) -> int:

@@ -41,6 +41,12 @@ def image_size(generator: keras.Model) -> tuple[int, int]:
     return tuple(generator.output.shape[1:3])
 
 
+def picture_shape(generator: keras.Model) -> tuple[int, ...]:
+    """The shape of one of the generator's uint8 pictures: (height, width) if grey, (height, width, 3) if RGB."""
+    channels = generator.output.shape[-1]
+    return (*image_size(generator), *((channels,) if channels != 1 else ()))
+
+
 def load_generator(path) -> keras.Model:
     """Load a generator saved by this project (.h5 or .keras); InputError if it is not one."""
     path = Path(path)
@@ -53,16 +59,16 @@ def load_generator(path) -> keras.Model:
         raise InputError(f"{path}: not a loadable Keras model ({reason})") from None
     inputs = model.input if isinstance(model.input, dict) else {}
     shape = tuple(model.output.shape[1:]) if not isinstance(model.output, (list, dict)) else ()
-    if set(inputs) not in ({"noise", "label", "shape"}, {"noise", "label"}, {"noise"}) or len(shape) != 3 \
-            or shape[-1] != 1:
-        raise InputError(f"{path}: not a generator (expected inputs 'noise' (and 'label', and 'shape') and a grey "
-                         "image output)")
+    known = [{"noise"}, {"noise", "label"}, *({"noise", "label", kind} for kind in conditions.KINDS)]
+    if set(inputs) not in known or len(shape) != 3 or shape[-1] not in (1, 3):
+        raise InputError(f"{path}: not a generator (expected inputs 'noise' (and 'label', and one of "
+                         f"{', '.join(map(repr, conditions.KINDS))}) and a grey or RGB image output)")
     dataset = dataset_of(model)
     classes = class_count(model) if "label" in inputs else None
-    if shape[:2] != dataset.image_shape[:2] or classes not in (None, dataset.num_classes):
-        drawn = f"{shape[0]}x{shape[1]} images" + (f" of {classes} classes" if classes else "")
+    if shape != dataset.image_shape or classes not in (None, dataset.num_classes):
+        drawn = f"{shape[0]}x{shape[1]}x{shape[2]} images" + (f" of {classes} classes" if classes else "")
         raise InputError(f"{path}: draws {drawn}, but its name ({model.name}) says {dataset.title}, "
-                         f"{dataset.image_shape[0]}x{dataset.image_shape[1]} of {dataset.num_classes} classes")
+                         f"{'x'.join(map(str, dataset.image_shape))} of {dataset.num_classes} classes")
     return model
 
 
@@ -89,7 +95,8 @@ def noise(generator: keras.Model, count: int, seed: int | None) -> np.ndarray:
 
 def generate(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
              attributes: dict | None = None, batch_size: int = 250) -> np.ndarray:
-    """uint8 images (0-255) of shape (n, h, w): one per requested class, or `count` from an unconditional generator.
+    """uint8 images (0-255) of shape (n, h, w), or (n, h, w, 3) if RGB: one per requested class, or `count`
+    from an unconditional generator.
 
     The same seed gives the same images; each image's noise depends only on
     the seed and its position. A conditional generator takes `labels`; an
@@ -99,7 +106,7 @@ def generate(generator: keras.Model, labels=None, seed: int | None = None, *, co
     """
     batches = list(generate_batches(generator, labels, seed, count=count, attributes=attributes,
                                     batch_size=batch_size))
-    return np.concatenate(batches) if batches else np.empty((0, *image_size(generator)), np.uint8)
+    return np.concatenate(batches) if batches else np.empty((0, *picture_shape(generator)), np.uint8)
 
 
 def generate_batches(generator: keras.Model, labels=None, seed: int | None = None, *, count: int | None = None,
