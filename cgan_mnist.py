@@ -298,7 +298,8 @@ def build_parser() -> ArgumentParser:
                      help="redraw RUN_DIR/loss_curve.png from RUN_DIR/losses.csv and exit")
     run.add_argument("--plot-architecture", nargs="?", const="architecture", metavar="DIR",
                      help="write generator.png, discriminator.png and adversarial.png to DIR "
-                          "(default: architecture) and exit")
+                          "(default: architecture) and exit; with training flags, of those networks "
+                          "(--dataset colour: the RGB ones)")
     run.add_argument("--dry-run", action="store_true",
                      help="train 2 steps on 256 images in a temporary folder, to check the set-up")
     run.add_argument("--serve", action="store_true",
@@ -385,8 +386,8 @@ def main(argv=None) -> int:
         _check_flags(parser, args)
         if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
             raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {args.seed}")
-        if args.plot_architecture:
-            for path in plot_architecture(args.plot_architecture):
+        if args.plot_architecture:  # the networks the training flags given ask for (--dataset colour: RGB)
+            for path in plot_architecture(args.plot_architecture, config_from_args(args)):
                 print(f"wrote {path}")
         elif args.plot_losses:
             from cgan import training_log

@@ -2,10 +2,11 @@
 
 The file takes the generator's own inputs, `noise` (float32, (batch, latent_dim)) and, for a
 conditional generator, `label` (int32, (batch, 1); float32 (batch, classes) for the soft-label copy
-that `cgan.morphs.soft_label_generator` makes) and, for a `--condition shape` generator, `shape`
-(float32, (batch, 4): thickness, slant, width, height in px, rad, px, px; `cgan.conditions`),
-with the batch dimension free, and gives
-images in [-1, 1], (batch, h, w, 1); `cgan.data.postprocess` turns them into pixels.
+that `cgan.morphs.soft_label_generator` makes) and, for a generator with a continuous condition
+(`cgan.conditions.KINDS`), its input: `shape` (float32, (batch, 4): thickness, slant, width, height
+in px, rad, px, px) or `colour` (float32, (batch, 6): the stroke's and the background's RGB in 0-1),
+with the batch dimension free, and gives images in [-1, 1], (batch, h, w, 1) or, RGB,
+(batch, h, w, 3); `cgan.data.postprocess` turns them into pixels.
 """
 
 from __future__ import annotations

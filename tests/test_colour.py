@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_error, run_main
+from conftest import ROOT, assert_one_line_error, needs_dot, run_main
+from test_export import onnx_and_keras
 
 from cgan import colour, conditions
 from cgan.backend import tf
@@ -154,3 +155,17 @@ def test_the_shipped_grey_models_draw_what_they_drew_before_colour():
             assert drawn.shape == before.shape and drawn.dtype == np.uint8, name
             moved = np.abs(drawn.astype(int) - before)
             assert moved.max() <= 1 and np.mean(moved > 0) < 0.001, (name, moved.max(), np.mean(moved > 0))
+
+
+@pytest.mark.slow
+def test_a_colour_generator_exports_to_onnx_and_its_diagrams_draw(colour_run, tmp_path):
+    path = colour_run / "cgan_mnist.h5"
+    assert run_main([f"--generator={path}", "--export-onnx", str(tmp_path / "c.onnx")]) == 0
+    ours, keras_images = onnx_and_keras(load_generator(path), tmp_path / "c.onnx", count=6)
+    assert ours.shape == (6, 28, 28, 3) and float(np.max(np.abs(ours - keras_images))) <= 1e-4
+
+
+@needs_dot
+def test_the_diagrams_show_the_rgb_networks(tmp_path, capsys):
+    assert run_main(["--plot-architecture", str(tmp_path), "--dataset", "colour"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"generator_colour.png", "discriminator.png", "adversarial.png"}

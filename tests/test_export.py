@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT, assert_one_line_error, run_main
 
 import cgan_mnist
+from cgan import conditions
 from cgan.sampling import load_generator, noise
 
 
@@ -17,6 +18,7 @@ def onnx_and_keras(generator, path, count=64):
     inputs = {"noise": noise(generator, count, seed=0)}
     if "label" in generator.input:
         inputs["label"] = (np.arange(count) % 10).astype(np.int32).reshape(-1, 1)
+    inputs = conditions.complete(generator, inputs, np.random.default_rng(0))  # a colour or shape generator's too
     assert {i.name for i in session.get_inputs()} == set(inputs)
     return session.run(None, inputs)[0], np.asarray(generator(inputs, training=False))
 
