@@ -107,14 +107,16 @@ def statistics(generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def describe(generator) -> list[dict]:
-    """The attributes as the page shows them: name, unit, the recorded real digits' 1st-99th percentile
-    range, and each class's median (what a class is drawn with until the user moves a slider)."""
+    """The attributes as the page shows them: name, unit, the recorded values' 1st-99th percentile range,
+    and each class's default (what a class is drawn with until the user moves a slider): its median
+    shape; for colours, one recorded pair of the class (medians of colours would be a grey on grey)."""
     if not names(generator):
         return []
     _, _, reference = statistics(generator)
+    measured = kind_of(generator).measured
     return [{"name": name, "unit": unit, "low": float(np.percentile(reference[..., j], 1)),
              "high": float(np.percentile(reference[..., j], 99)),
-             "medians": [float(np.median(rows[:, j])) for rows in reference]}
+             "defaults": [float(np.median(rows[:, j]) if measured else rows[0, j]) for rows in reference]}
             for j, (name, unit) in enumerate(zip(names(generator), units(generator)))]
 
 

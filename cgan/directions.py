@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from cgan import conditions
+from cgan import colour, conditions
 from cgan.backend import keras
 from cgan.data import postprocess
 from cgan.sampling import class_count, latent_dim, noise
@@ -69,8 +69,9 @@ def first_layer_response(generator: keras.Model) -> np.ndarray:
 
 
 def _statistics(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image ink (mean darkness), slant (shear of the ink's second moments), width and height (its spreads)."""
-    ink = images.astype(np.float64) / 255.0
+    """Per-image ink (mean darkness), slant (shear of the ink's second moments), width and height (its spreads);
+    of an RGB image's digit as its luma reads from background to stroke (`cgan.colour.readable`)."""
+    ink = colour.readable(images).astype(np.float64) / 255.0
     mass = ink.sum(axis=(1, 2)) + 1e-6
     rows, cols = np.mgrid[: images.shape[1], : images.shape[2]]
     r_mean = (ink * rows).sum(axis=(1, 2)) / mass

@@ -67,7 +67,10 @@ def model_files(generator_path) -> dict[str, bytes]:
         "class_word": dataset.class_word, "title": dataset.title,
         "latent_dim": latent_dim(generator), "height": height, "width": width,
         "directions": latent_directions(generator, SLIDERS).to_json(),
-        "attributes": conditions.describe(generator),  # [] but for --condition shape: the page's shape sliders
+        "channels": int(generator.output.shape[-1]),  # 1 (grey) or 3 (RGB)
+        # a continuous condition's input ("shape": sliders; "colour": colour pickers) and its attributes
+        "condition": conditions.kind_of(generator).name if conditions.kind_of(generator) else None,
+        "attributes": conditions.describe(generator),
     }
     return {"model.onnx": onnx, "model.json": json.dumps(meta).encode()}
 

@@ -74,8 +74,8 @@ def opened(browser):
         page.close()
 
 
-def grid_pixels(page) -> np.ndarray:
-    """The grid canvas's grey values, (height, width) uint8."""
+def grid_pixels(page, rgb: bool = False) -> np.ndarray:
+    """The grid canvas's grey values, (height, width) uint8; with `rgb`, its colours (height, width, 3)."""
     data = page.evaluate("""() => {
         const canvas = document.getElementById("grid");
         const copy = document.createElement("canvas");  // read a copy: the page's own canvas is only drawn to
@@ -84,14 +84,16 @@ def grid_pixels(page) -> np.ndarray:
         const context = copy.getContext("2d", { willReadFrequently: true });
         context.drawImage(canvas, 0, 0);
         const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
-        return { width: canvas.width, height: canvas.height, grey: Array.from(rgba.filter((_, i) => i % 4 === 0)) };
+        return { width: canvas.width, height: canvas.height, rgba: Array.from(rgba) };
     }""")
-    return np.array(data["grey"], np.uint8).reshape(data["height"], data["width"])
+    rgba = np.array(data["rgba"], np.uint8).reshape(data["height"], data["width"], 4)
+    return rgba[..., :3] if rgb else rgba[..., 0]
 
 
-def grid_images(page) -> np.ndarray:
-    """The drawn images read back from the canvas at model size: (n, 28, 28) uint8, in drawing order."""
-    pixels = grid_pixels(page)
+def grid_images(page, rgb: bool = False) -> np.ndarray:
+    """The drawn images read back from the canvas at model size: (n, 28, 28) uint8 (or (n, 28, 28, 3) with `rgb`),
+    in drawing order."""
+    pixels = grid_pixels(page, rgb)
     layout = page.evaluate("() => ({ ...document.getElementById('grid').dataset })")
     scale, gap, cols = int(layout["scale"]), int(layout["gap"]), int(layout["cols"])
     count, bands = int(layout["count"]), max(1, len(layout["digits"].split(",")) if layout["digits"] else 1)
@@ -361,7 +363,7 @@ def test_a_shape_generator_gets_shape_sliders_in_their_units_and_the_link_keeps_
         again, _, _ = opened(link)  # a fresh page from the link draws the same picture
         assert np.array_equal(grid_pixels(again), moved)
         z = np.array(page.evaluate("() => [0, 1].map((j) => Array.from(window.cganDemo.noise(4, j)))"), np.float32)
-        medians = {a["name"]: a["medians"][3] for a in json.loads(site["model.json"])["attributes"]}
+        medians = {a["name"]: a["defaults"][3] for a in json.loads(site["model.json"])["attributes"]}
         shape = np.array([[3.5, np.radians(20), medians["width"], medians["height"]]] * 2, np.float32)
         session = onnxruntime.InferenceSession(site["model.onnx"], providers=["CPUExecutionProvider"])
         out = session.run(None, {"noise": z, "label": np.eye(10, dtype=np.float32)[[3, 3]], "shape": shape})[0]
@@ -370,3 +372,54 @@ def test_a_shape_generator_gets_shape_sliders_in_their_units_and_the_link_keeps_
         click(page, "#reset-shape")
         assert np.array_equal(grid_pixels(page), before)
         assert "s=" not in page.url
+
+
+@pytest.fixture(scope="module")
+def tiny_colour_generator_file(tmp_path_factory, mnist_small):
+    """A --dataset colour generator of tiny widths, with the record of drawn colours (untrained otherwise)."""
+    import cgan_mnist
+    from cgan import conditions
+    from cgan.data import COLOUR, MNIST
+    from cgan.sampling import save_generator
+
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8, continuous=conditions.KINDS["colour"],
+                                           image_shape=COLOUR.image_shape, name=COLOUR.generator_name)
+    _, labels = MNIST.load(mnist_small)
+    conditions.set_statistics([generator], {"label": labels})
+    return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny_colour.h5")
+
+
+def test_a_colour_generator_gets_colour_pickers_and_draws_in_colour(opened, tiny_colour_generator_file):
+    """Two pickers, stroke and background, where a shape model has sliders; a pick redraws and goes into the
+    link; the pixels are ONNX Runtime's RGB for the colours the page fed; the reset gives each digit its own."""
+    import onnxruntime
+
+    site = web_app.site(tiny_colour_generator_file)
+    meta = json.loads(site["model.json"])
+    assert meta["channels"] == 3 and meta["condition"] == "colour"
+    with web_speed.running_server(site) as url:
+        page, _, _ = opened(url + "#d=3&n=2&seed=4")
+        assert page.locator("#shape-legend").text_content() == "Colours"
+        assert page.locator("#shape-field .name").all_text_contents() == ["Stroke", "Background"]
+        assert page.locator("#shape-field output").all_text_contents() == ["own", "own"]
+        before = grid_pixels(page, rgb=True)
+        page.evaluate("""async () => {
+            const input = document.getElementById("colour-stroke");
+            input.value = "#ff0000";
+            input.dispatchEvent(new Event("input", { bubbles: true }));
+            await window.cganDemo.idle();
+        }""")
+        assert page.locator("#shape-field output").all_text_contents() == ["#ff0000", "own"]
+        assert "s=1,0,0,,," in page.url
+        after = grid_pixels(page, rgb=True)
+        assert np.mean(after != before) > 0.02
+        z = np.array(page.evaluate("() => [0, 1].map((j) => Array.from(window.cganDemo.noise(4, j)))"), np.float32)
+        background = [a["defaults"][3] for a in meta["attributes"][3:]]
+        colours = np.array([[1, 0, 0, *background]] * 2, np.float32)
+        session = onnxruntime.InferenceSession(site["model.onnx"], providers=["CPUExecutionProvider"])
+        out = session.run(None, {"noise": z, "label": np.eye(10, dtype=np.float32)[[3, 3]], "colour": colours})[0]
+        expected = np.clip(np.rint(out * 127.5 + 127.5), 0, 255).astype(np.uint8)
+        assert out.shape == (2, 28, 28, 3)
+        assert np.max(np.abs(grid_images(page, rgb=True)[:2].astype(int) - expected)) <= 1
+        click(page, "#reset-shape")
+        assert np.array_equal(grid_pixels(page, rgb=True), before)

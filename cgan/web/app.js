@@ -21,7 +21,7 @@
     count: 8,
     seed: 0,
     offsets: [],
-    shape: [], // per attribute of a --condition shape model: a value in its unit, or null (each class's median)
+    shape: [], // per attribute of a continuous condition (shape, colour): a value in its unit, or null (the class's default)
     morph: { mode: "label", from: 3, to: 8, frames: null, frame: 0, timer: null, dirty: true },
   };
   const timings = []; // ms of each finished grid draw, for the tests and the curious
@@ -88,16 +88,16 @@
       labels.forEach((weights, i) => label.set(weights, i * classes));
       feeds.label = new ort.Tensor("float32", label, [n, classes]);
       const attributes = state.meta.attributes || [];
-      if (attributes.length) { // a value asked, or the median of each image's class (blended, in a morph)
-        const k = attributes.length, shape = new Float32Array(n * k);
+      if (attributes.length) { // a value asked, or each image's class's default (blended, in a morph)
+        const k = attributes.length, values = new Float32Array(n * k);
         labels.forEach((weights, i) => attributes.forEach((a, j) => {
-          shape[i * k + j] = state.shape[j] ?? a.medians.reduce((sum, m, c) => sum + weights[c] * m, 0);
+          values[i * k + j] = state.shape[j] ?? a.defaults.reduce((sum, m, c) => sum + weights[c] * m, 0);
         }));
-        feeds.shape = new ort.Tensor("float32", shape, [n, k]);
+        feeds[state.meta.condition] = new ort.Tensor("float32", values, [n, k]);
       }
     }
     const result = await state.session.run(feeds);
-    return result[state.session.outputNames[0]].data; // n * h * w values in [-1, 1]
+    return result[state.session.outputNames[0]].data; // n * h * w (* 3, RGB) values in [-1, 1]
   }
 
   function oneHot(c) {
@@ -153,15 +153,20 @@
     };
   }
 
-  function paint(image, pixels, rowStride, left, top, offset, h, w, scale) {
-    // One generated image (values in [-1, 1] at `offset`) into RGBA `pixels`, scaled up `scale` times.
+  function paint(image, pixels, rowStride, left, top, index, h, w, scale) {
+    // The index-th generated image (values in [-1, 1], grey or RGB) into RGBA `pixels`, scaled up `scale` times.
+    const channels = state.meta.channels || 1, offset = index * h * w * channels;
+    const level = (i) => Math.max(0, Math.min(255, Math.round(image[i] * 127.5 + 127.5)));
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        const v = Math.max(0, Math.min(255, Math.round(image[offset + y * w + x] * 127.5 + 127.5)));
+        const at = offset + (y * w + x) * channels;
+        const r = level(at), g = channels === 3 ? level(at + 1) : r, b = channels === 3 ? level(at + 2) : r;
         for (let sy = 0; sy < scale; sy++) {
           let p = ((top + y * scale + sy) * rowStride + left + x * scale) * 4;
           for (let sx = 0; sx < scale; sx++, p += 4) {
-            pixels[p] = pixels[p + 1] = pixels[p + 2] = v;
+            pixels[p] = r;
+            pixels[p + 1] = g;
+            pixels[p + 2] = b;
           }
         }
       }
@@ -193,7 +198,7 @@
     picture.data.fill(255);
     cells.forEach(([r, c], i) => {
       paint(images, picture.data, L.width, GAP + c * (L.cellWidth + GAP), GAP + r * (L.cellHeight + GAP),
-            i * meta.height * meta.width, meta.height, meta.width, SCALE);
+            i, meta.height, meta.width, SCALE);
     });
     context.putImageData(picture, 0, 0);
     Object.assign(canvas.dataset, {
@@ -258,7 +263,7 @@
     const context = canvas.getContext("2d");
     const picture = context.createImageData(canvas.width, canvas.height);
     picture.data.fill(255);
-    paint(state.morph.frames, picture.data, canvas.width, 0, 0, state.morph.frame * h * w, h, w, MORPH_SCALE);
+    paint(state.morph.frames, picture.data, canvas.width, 0, 0, state.morph.frame, h, w, MORPH_SCALE);
     context.putImageData(picture, 0, 0);
     canvas.dataset.frame = state.morph.frame;
   }
@@ -385,10 +390,41 @@
   // A shape slider shows its attribute in the unit people read: pixels, and degrees for the slant (radians in the model).
   const shown = (a) => (a.unit === "rad" ? { unit: "°", scale: 180 / Math.PI, step: 0.5 } : { unit: a.unit, scale: 1, step: 0.05 });
 
+  // A colour model's two colours: a picker each, for three attributes each (stroke_*, background_*), RGB in 0-1.
+  const COLOURS = [["stroke", "Stroke"], ["background", "Background"]];
+  const toHex = (rgb) => "#" + rgb.map((v) => Math.round(255 * Math.min(1, Math.max(0, v))).toString(16).padStart(2, "0")).join("");
+  const colourOf = (part) => { // [first attribute, its three values (asked, or the first digit's default)]
+    const first = state.meta.attributes.findIndex((a) => a.name === `${part}_red`);
+    return [first, [0, 1, 2].map((c) => state.shape[first + c] ?? state.meta.attributes[first + c].defaults[state.digits[0]])];
+  };
+
+  function buildColourControls() {
+    $("shape-legend").textContent = "Colours";
+    $("shape-hint").textContent = "What this generator was trained to take beside the digit. Until a colour is picked, each digit takes a pair from its training data.";
+    COLOURS.forEach(([part, title]) => {
+      const label = document.createElement("label");
+      label.className = "colour";
+      label.innerHTML = `<span class="name"></span><input type="color"><output></output>`;
+      label.querySelector(".name").textContent = title;
+      const input = label.querySelector("input");
+      input.id = `colour-${part}`;
+      input.setAttribute("aria-label", `${title} colour`);
+      input.addEventListener("input", () => {
+        const [first] = colourOf(part);
+        [1, 3, 5].forEach((at, c) => { state.shape[first + c] = parseInt(input.value.slice(at, at + 2), 16) / 255; });
+        showShape();
+        queue.request();
+        morphChanged({ soon: true });
+      });
+      $("shape-sliders").appendChild(label);
+    });
+  }
+
   function buildShapeControls() {
     const attributes = state.meta.attributes || [];
     $("shape-field").hidden = !attributes.length;
-    attributes.forEach((a, j) => {
+    if (state.meta.condition === "colour") buildColourControls();
+    else attributes.forEach((a, j) => {
       const { unit, scale, step } = shown(a);
       const label = document.createElement("label");
       label.className = "slider";
@@ -416,12 +452,21 @@
     });
   }
 
-  function showShape() { // a slider not moved sits at the first digit's median and reads "own"
+  function showShape() { // a slider not moved sits at the first digit's default and reads "own"
+    if (state.meta.condition === "colour") {
+      COLOURS.forEach(([part]) => {
+        const [first, rgb] = colourOf(part);
+        const input = $(`colour-${part}`);
+        input.value = toHex(rgb);
+        input.parentElement.querySelector("output").textContent = state.shape[first] === null ? "own" : toHex(rgb);
+      });
+      return;
+    }
     (state.meta.attributes || []).forEach((a, j) => {
       const { scale } = shown(a);
       const label = $(`shape-${a.name}`).parentElement;
       const value = state.shape[j];
-      label.querySelector("input").value = (value ?? a.medians[state.digits[0]]) * scale;
+      label.querySelector("input").value = (value ?? a.defaults[state.digits[0]]) * scale;
       label.querySelector("output").textContent = value === null ? "own" : (value * scale).toFixed(scale === 1 ? 2 : 1);
     });
   }
