@@ -35,7 +35,7 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line and exit 1
 
 import numpy as np
 
-from cgan import conditions, diagrams, sample_command, training
+from cgan import conditions, diagrams, folders, sample_command, training
 from cgan import config as config_flags
 from cgan.backend import keras
 from cgan.cli import ArgumentParser, flag_name
@@ -44,7 +44,7 @@ from cgan.data import MNIST, PAIRS_NUMBER
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.layers import Attributes, MinibatchStd, NumberCode
+from cgan.layers import Attributes, ClassNames, MinibatchStd, NumberCode
 from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, generate, load_generator
 
@@ -62,8 +62,8 @@ MAX_SEED = 2**32 - 1  # NumPy's and Keras's seeds are unsigned 32-bit numbers
 def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int = 1, top_width: int = 0,
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
-                    continuous: conditions.Kind | None = None, dtype: str | None = None, synchronized: bool = False,
-                    name: str = "generator") -> keras.Model:
+                    continuous: conditions.Kind | None = None, class_record: dict | None = None,
+                    dtype: str | None = None, synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label[, shape]) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
@@ -81,7 +81,8 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     `cgan.conditions.Kind`) adds its input (`shape` (b, 4) or `colour` (b, 6)): attributes in their
     units, which an `Attributes` layer makes standard scores (and records, with the data's statistics);
     a linear map of them joins the label's embedding, so they condition every place the label does.
-    `synchronized` batch normalisation
+    `class_record` ({"names", "title", "folder"}, a folder's classes) is kept on the label by a
+    `ClassNames` layer, so the saved generator can name its classes. `synchronized` batch normalisation
     takes its statistics over the global batch under a distribution strategy. `name` says what
     it draws (`cgan.data.Dataset.generator_name`), so a saved generator needs no other record.
     """
@@ -90,11 +91,12 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
     inputs, x = {"noise": noise}, noise
     if num_classes:
         label = keras.Input((1,), dtype="int32", name="label")
+        named = ClassNames(**class_record, name="class_names")(label) if class_record else label
         if number_members is None:
-            y = layers.Embedding(num_classes, 32, name=LABEL_EMBEDDING, dtype=dtype)(label)
+            y = layers.Embedding(num_classes, 32, name=LABEL_EMBEDDING, dtype=dtype)(named)
             y = layers.Flatten(dtype=dtype)(y)  # 32
         else:
-            y = NumberCode(number_members, name="number_code")(noise, label)  # (b, numbers) one-hot
+            y = NumberCode(number_members, name="number_code")(noise, named)  # (b, numbers) one-hot
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         if continuous:
@@ -228,6 +230,8 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
                            number_members=dataset.number_members().T if config.number_code else None,
                            image_shape=dataset.image_shape, class_norm=config.g_class_norm,
                            continuous=conditions.kind_for(config), dtype=dtype, synchronized=distributed,
+                           class_record=({"names": dataset.class_names, "title": dataset.title,
+                                          "folder": dataset.folder} if config.dataset == "folder" else None),
                            name=dataset.generator_name)
 
 
@@ -367,6 +371,11 @@ def _say_sample(path: Path | None) -> None:
 def config_from_args(args) -> Config:
     """The Config the command line asks for."""
     overrides = {"seed": 0 if args.seed is None else args.seed}
+    if args.data and folders.is_image_folder(args.data):  # your own images: one sub-folder per class
+        if "dataset" in args.given and args.dataset != "folder":
+            raise UserError(f"--data {args.data} is a folder of class folders: it does not go with "
+                            f"--dataset {args.dataset}")
+        overrides.update(dataset="folder", folder=str(Path(args.data).resolve()))
     if args.condition is not None:
         overrides["condition"] = args.condition  # checked against --dataset by Config.validate
     if args.minutes is not None and ("train_steps" in getattr(args, "given", ()) or args.dry_run):

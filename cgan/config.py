@@ -66,6 +66,9 @@ class Config:
     dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes), pairs (two digits "
                           "side by side, 28x56) or colour (digits painted in a stroke and a background colour drawn "
                           "per image, conditioned on both)", choices=DATASET_NAMES)
+    image_size: int = _field(0, "with --data DIR of class folders: the side its images are resized to, 28, 32 or 64 "
+                             "(0: their own, when they share one)")
+    folder: str = _field("", "the folder of class folders a run trains on (set from --data DIR)", flag=False)
     # The script's --condition, which also picks a class when sampling a below50 generator.
     condition: str = _field("number", "with --dataset pairs: the label is the number 00-99 (number) or whether it is "
                             "at most 49 (below50); with --dataset mnist, shape: the digit and its measured thickness, "
@@ -207,7 +210,12 @@ class Config:
         if self.condition == "shape" and (self.unconditional or self.number_code):
             raise UserError("--condition shape conditions on the digit and its shape: it does not go with "
                             f"{'--unconditional' if self.unconditional else '--number-code'}")
-        dataset_named(self.dataset, self.condition)
+        if self.image_size and self.dataset != "folder":
+            raise UserError("--image-size resizes the images of a folder: it is for --data DIR of class folders")
+        if self.dataset == "folder" and self.condition != "number":
+            raise UserError(f"--condition {self.condition} is not for a folder of images: its classes are the "
+                            "condition")
+        data_of(self)
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be auto, float32, bfloat16 or float64, got {self.precision!r}")
 
@@ -233,7 +241,13 @@ def output_dtype(policy: str | None) -> str:
 
 
 def data_of(config: Config):
-    """The dataset `config` trains on (a `cgan.data.Dataset`)."""
+    """The dataset `config` trains on (a `cgan.data.Dataset`; for a folder, read from its files' headers)."""
+    if config.dataset == "folder":
+        from cgan import folders
+
+        if not config.folder:
+            raise UserError("--dataset folder trains on a folder of class folders: give it as --data DIR")
+        return folders.open_folder(config.folder, config.image_size)
     return dataset_named(config.dataset, config.condition)
 
 

@@ -359,7 +359,7 @@ COLOUR = ColourDataset(
     description="single digits painted in a stroke and a background colour (28x28 RGB)",
 )
 DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50, COLOUR)}
-DATASET_NAMES = ("mnist", "fashion", "pairs", "colour")
+DATASET_NAMES = ("mnist", "fashion", "pairs", "colour", "folder")  # folder: --data DIR of class folders
 PAIR_CONDITIONS = ("number", "below50")
 CONDITIONS = (*PAIR_CONDITIONS, "shape")  # shape: MNIST's digit and its measures (cgan.conditions)
 
@@ -368,6 +368,8 @@ def dataset_named(name: str, condition: str = "number") -> Dataset:
     """The dataset of `--dataset NAME` (and, for pairs, `--condition`)."""
     if name not in DATASET_NAMES:
         raise UserError(f"--dataset must be one of {', '.join(DATASET_NAMES)}, got {name!r}")
+    if name == "folder":
+        raise UserError("--dataset folder trains on a folder of class folders: give it as --data DIR")
     if name == "pairs":
         if condition not in PAIR_CONDITIONS:
             raise UserError(f"--condition must be number or below50 for --dataset pairs, got {condition!r}")
@@ -380,7 +382,15 @@ def dataset_named(name: str, condition: str = "number") -> Dataset:
 
 
 def dataset_of(generator) -> Dataset:
-    """The dataset a generator of this project was trained on, from its name (MNIST for older generators)."""
+    """The dataset a generator of this project was trained on, from its name (MNIST for older generators);
+    a folder's from the class names it recorded."""
+    from cgan.layers import ClassNames
+
+    record = next((layer for layer in generator.layers if isinstance(layer, ClassNames)), None)
+    if record is not None:
+        from cgan import folders
+
+        return folders.from_record(record.names, record.title, record.folder, generator.output.shape[1:])
     for dataset in DATASETS.values():
         if generator.name == dataset.generator_name:
             return dataset

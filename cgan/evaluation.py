@@ -195,8 +195,10 @@ class Evaluator:
 
         RGB images (n, h, w, 3) are read on their luma, from background to stroke (`cgan.colour.readable`).
         """
-        images = colour.readable(np.asarray(images))
-        shape, classes = self.dataset.image_shape[:2], self.num_classes
+        images = np.asarray(images)
+        if images.ndim == 4 and self.dataset.channels == 1:  # colour digits, read by grey judges
+            images = colour.readable(images)
+        shape, classes = self.dataset.image_shape[: 2 if self.dataset.channels == 1 else 3], self.num_classes
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
         if images.dtype != np.uint8 or images.shape[1:] != shape or (labels is not None and len(images) != len(labels)):
@@ -627,8 +629,14 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
         per_digit = per_digit or 1000
         if isinstance(dataset, PairsDataset):
             raise InputError(f"{generator_path}: a pairs generator without labels has no condition to check")
+        if dataset.key == "folder":
+            data = data or dataset.folder
+            if not (classifier or classifier_path(dataset)).is_file():
+                raise InputError(f"{generator_path}: no judges are trained on {dataset.title} yet; train both with "
+                                 f"`python -m cgan.evaluation --train-classifier --judge both --data "
+                                 f"{data or 'DIR'}` (then --evaluate again)")
         # coloured digits are judged on their luma by MNIST's judges, against real digits painted and read back
-        painted = dataset.channels == 3
+        painted = dataset.key == colour.NAME
         evaluator = Evaluator(load_classifier(classifier or classifier_path(dataset)), data=data,
                               dataset=dataset.judged_by)
         images, labels = draw(generator, per_digit=per_digit, classes=dataset.num_classes, seed=seed)
@@ -677,7 +685,7 @@ def main(argv=None) -> int:
                    help="train the classifier on the 60k training images and save it to --classifier")
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"),
                    help="with --train-classifier: which one (default: mnist)")
-    p.add_argument("--judge", default="convnet", choices=JUDGES,
+    p.add_argument("--judge", default="convnet", choices=(*JUDGES, "both"),
                    help="with --train-classifier: which feature network "
                         "(default: convnet, which also reads the labels)")
     p.add_argument("--epochs", type=int, default=None,
@@ -685,16 +693,26 @@ def main(argv=None) -> int:
     p.add_argument("--per-digit", type=int, default=None,
                    help="samples per class to score (default: 1000; 100 per number for pairs)")
     p.add_argument("--seed", type=int, default=0, help="noise seed for the samples (default: 0)")
-    p.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or IDX folder (default: the dataset's own)")
+    p.add_argument("--data", metavar="PATH", help="a Keras-layout .npz or IDX folder (default: the dataset's own), "
+                                                  "or a folder of class folders (your own images)")
+    p.add_argument("--image-size", type=int, default=0,
+                   help="with --data DIR of class folders: the side its images are resized to (as the GAN trained)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
     try:
         if args.train_classifier:
+            from cgan import folders
             from cgan.data import DATASETS
 
-            path, accuracy = train_classifier(args.classifier, dataset=DATASETS[args.dataset], judge=args.judge,
-                                              data=args.data, epochs=args.epochs)
-            print(f"classifier saved to {path}: test accuracy {100 * accuracy:.2f}%")
+            dataset = DATASETS[args.dataset]
+            if args.data and folders.is_image_folder(args.data):
+                dataset = folders.open_folder(args.data, args.image_size)
+            if args.judge == "both" and args.classifier:
+                raise UserError("--judge both trains two networks: it does not go with --classifier PATH")
+            for judge in JUDGES if args.judge == "both" else (args.judge,):
+                path, accuracy = train_classifier(args.classifier, dataset=dataset, judge=judge, data=args.data,
+                                                  epochs=args.epochs)
+                print(f"{judge} saved to {path}: test accuracy {100 * accuracy:.2f}%")
             return 0
         if not args.generator:
             raise UserError("give --generator PATH to score, or --train-classifier")

@@ -31,7 +31,13 @@ FEATURE_LAYER = "features"
 
 
 def classifier_path(dataset: Dataset, judge: str = "convnet") -> Path:
-    """Where feature network `judge` of `dataset` is kept (pairs and coloured digits are read by MNIST's)."""
+    """Where feature network `judge` of `dataset` is kept (pairs and coloured digits are read by MNIST's; a folder's
+    are in the cache, `cgan.folders.judge_folder`)."""
+    if dataset.key == "folder":
+        from cgan import folders
+        from cgan.files import cache_dir
+
+        return cache_dir() / "judges" / folders.judge_folder(dataset) / f"{judge}.keras"
     key = dataset.judged_by.key
     return CLASSIFIERS[key] if judge == "convnet" else ROOT / "models" / f"{key}_{judge}.keras"
 
@@ -98,7 +104,7 @@ def train_classifier(path=None, *, dataset: Dataset = MNIST, judge: str = "convn
                      verbose: int = 2) -> tuple[Path, float]:
     """Train feature network `judge` of `dataset` on its training set; return (saved path, test accuracy)."""
     path = classifier_path(dataset, judge) if path is None else path
-    epochs = CLASSIFIER_EPOCHS[dataset.key] if epochs is None else epochs
+    epochs = CLASSIFIER_EPOCHS.get(dataset.key, 10) if epochs is None else epochs
     seed = JUDGE_SEEDS[judge] if seed is None else seed
     keras.utils.set_random_seed(seed)
     x_train, y_train = dataset.load(data, "train")

@@ -119,6 +119,25 @@ class Attributes(keras.layers.Layer):
                 "classes": self.classes, "rows": self.rows}
 
 
+@keras.saving.register_keras_serializable(package="cgan")
+class ClassNames(keras.layers.Layer):
+    """The label as it is: how a generator trained on a folder of images records its classes' names, the
+    folder's title and path (`cgan.folders`), so that sampling and the page can name them."""
+
+    def __init__(self, names, title: str = "", folder: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.names, self.title, self.folder = tuple(names), str(title), str(folder)
+
+    def call(self, label):
+        return label
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "names": list(self.names), "title": self.title, "folder": self.folder}
+
+
 def drawn_numbers(generator: keras.Model, noise, labels):
     """The numbers (b, 1) int32 that a generator with a `NumberCode` draws for this noise and these classes."""
     weights = number_code(generator)(noise, labels)
