@@ -64,8 +64,9 @@ class Config:
     """Every hyperparameter of a training run; argparse fills it, checkpoints store it."""
 
     dataset: str = _field("mnist", "what to learn: mnist digits, fashion (Fashion-MNIST clothes), pairs (two digits "
-                          "side by side, 28x56) or colour (digits painted in a stroke and a background colour drawn "
-                          "per image, conditioned on both)", choices=DATASET_NAMES)
+                          "side by side, 28x56), colour (digits painted in a stroke and a background colour drawn "
+                          "per image, conditioned on both) or cifar10 (downloaded by Keras; not run here); your own "
+                          "images: --data DIR", choices=DATASET_NAMES)
     image_size: int = _field(0, "with --data DIR of class folders: the side its images are resized to, 28, 32 or 64 "
                              "(0: their own, when they share one)")
     folder: str = _field("", "the folder of class folders a run trains on (set from --data DIR)", flag=False)

@@ -193,9 +193,11 @@ class Dataset:
 
     def _check(self, images, labels, source: str) -> tuple[np.ndarray, np.ndarray]:
         images, labels = np.asarray(images), np.asarray(labels)
-        shape = self.image_shape[:2]
-        if images.ndim != 3 or images.shape[1:] != shape or images.dtype != np.uint8:
-            raise InputError(f"{source}: expected uint8 images of shape (n, {shape[0]}, {shape[1]}), "
+        if labels.ndim == 2 and labels.shape[1:] == (1,):  # CIFAR-10's (n, 1)
+            labels = labels[:, 0]
+        shape = self.image_shape[:2] if self.channels == 1 else self.image_shape
+        if images.shape[1:] != shape or images.dtype != np.uint8:
+            raise InputError(f"{source}: expected uint8 images of shape (n, {', '.join(map(str, shape))}), "
                              f"got {images.dtype} {images.shape}")
         if labels.shape != (len(images),):
             raise InputError(f"{source}: expected {len(images)} labels, got shape {labels.shape}")
@@ -358,8 +360,15 @@ COLOUR = ColourDataset(
     class_flags=("digit", "digits"), ask_hint="--digit N", example="--digit 3 --color crimson --background navy",
     description="single digits painted in a stroke and a background colour (28x28 RGB)",
 )
-DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50, COLOUR)}
-DATASET_NAMES = ("mnist", "fashion", "pairs", "colour", "folder")  # folder: --data DIR of class folders
+# Not run here: these machines cannot download it, and no package ships it (README, "Colour and your own images").
+CIFAR10 = Dataset(
+    name="cifar10", title="CIFAR-10", image_shape=(32, 32, 3),
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    class_word="class", default_path=ROOT / "data" / "cifar10.npz", keras_name="cifar10",
+    aliases={"plane": 0, "car": 1}, example="--class cat",
+)
+DATASETS = {d.key: d for d in (MNIST, FASHION, PAIRS_NUMBER, PAIRS_BELOW50, COLOUR, CIFAR10)}
+DATASET_NAMES = ("mnist", "fashion", "pairs", "colour", "cifar10", "folder")  # folder: --data DIR of class folders
 PAIR_CONDITIONS = ("number", "below50")
 CONDITIONS = (*PAIR_CONDITIONS, "shape")  # shape: MNIST's digit and its measures (cgan.conditions)
 

@@ -683,7 +683,7 @@ def main(argv=None) -> int:
                    help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
     p.add_argument("--train-classifier", action="store_true",
                    help="train the classifier on the 60k training images and save it to --classifier")
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion"),
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion", "cifar10"),
                    help="with --train-classifier: which one (default: mnist)")
     p.add_argument("--judge", default="convnet", choices=(*JUDGES, "both"),
                    help="with --train-classifier: which feature network "

@@ -39,7 +39,9 @@ def classifier_path(dataset: Dataset, judge: str = "convnet") -> Path:
 
         return cache_dir() / "judges" / folders.judge_folder(dataset) / f"{judge}.keras"
     key = dataset.judged_by.key
-    return CLASSIFIERS[key] if judge == "convnet" else ROOT / "models" / f"{key}_{judge}.keras"
+    if judge == "convnet":
+        return CLASSIFIERS.get(key, ROOT / "models" / f"{key}_classifier.keras")
+    return ROOT / "models" / f"{key}_{judge}.keras"
 
 
 def build_classifier(dataset: Dataset = MNIST) -> keras.Model:
@@ -132,10 +134,9 @@ def load_classifier(path=DEFAULT_CLASSIFIER) -> keras.Model:
     """A feature network of the evaluation; InputError (with the command that makes it) if missing or broken."""
     path = Path(path)
     if not path.is_file():
-        which = "".join(f" {flag}" for shipped, flag in (
-            ((CLASSIFIERS[FASHION.key], classifier_path(FASHION, "resnet")), "--dataset fashion"),
-            ((classifier_path(MNIST, "resnet"), classifier_path(FASHION, "resnet")), "--judge resnet"),
-        ) if path in shipped)
+        key, _, judge = path.stem.rpartition("_")  # models/<dataset>_classifier.keras, models/<dataset>_resnet.keras
+        which = (f" --dataset {key}" if key and key != MNIST.key else "") + (" --judge resnet" if judge == "resnet"
+                                                                            else "")
         raise InputError(f"{path}: no classifier; train it with `python -m cgan.evaluation --train-classifier{which}`")
     try:
         return keras.models.load_model(path, compile=False)

@@ -142,3 +142,20 @@ def test_bad_folders_get_one_line_and_nothing_is_written(make, argv, message, di
     code = run_main([*data, *argv, "--out-dir", str(tmp_path / "run"), *TINY_RUN])
     assert_one_line_error(code, capsys, message)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cifar10_in_keras_layout_trains_and_names_its_classes(tmp_path, capsys):
+    """CIFAR-10 itself cannot be downloaded here: a file of its layout (uint8 (n, 32, 32, 3), labels (n, 1))."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "cifar10.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, (64, 1)),
+             x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), y_test=rng.integers(0, 10, (16, 1)))
+    run = tmp_path / "run"
+    assert run_main(["--dataset", "cifar10", "--data", str(data), "--out-dir", str(run), *TINY_RUN]) == 0
+    generator = load_generator(run / "cgan_mnist.h5")
+    assert generate(generator, [3], seed=0).shape == (1, 32, 32, 3)
+    assert run_main([f"--generator={run / 'cgan_mnist.h5'}", "--class", "cat", "--out-dir", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("class_cat_n16_seed*.png"))) == 1
+    code = run_main([f"--generator={run / 'cgan_mnist.h5'}", "--evaluate"])
+    assert_one_line_error(code, capsys, "`python -m cgan.evaluation --train-classifier --dataset cifar10`")
