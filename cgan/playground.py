@@ -112,7 +112,7 @@ class Playground:
         for attribute in conditions.describe(self.generator):
             degrees = attribute["unit"] == "rad"
             scale = 180 / np.pi if degrees else 1.0
-            slider = w.FloatSlider(value=float(np.median(attribute["medians"])) * scale, min=attribute["low"] * scale,
+            slider = w.FloatSlider(value=float(np.median(attribute["defaults"])) * scale, min=attribute["low"] * scale,
                                    max=attribute["high"] * scale, step=0.5 if degrees else 0.05,
                                    description=f"{attribute['name']} ({'deg' if degrees else attribute['unit']})",
                                    style={"description_width": "9em"}, layout=w.Layout(width="30em"))
