@@ -229,9 +229,8 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
                            num_classes=None if config.unconditional else dataset.num_classes,
                            number_members=dataset.number_members().T if config.number_code else None,
                            image_shape=dataset.image_shape, class_norm=config.g_class_norm,
-                           continuous=conditions.kind_for(config), dtype=dtype, synchronized=distributed,
-                           class_record=({"names": dataset.class_names, "title": dataset.title,
-                                          "folder": dataset.folder} if config.dataset == "folder" else None),
+                           continuous=conditions.kind_for(config), class_record=dataset.class_record(), dtype=dtype,
+                           synchronized=distributed,
                            name=dataset.generator_name)
 
 
@@ -370,12 +369,7 @@ def _say_sample(path: Path | None) -> None:
 
 def config_from_args(args) -> Config:
     """The Config the command line asks for."""
-    overrides = {"seed": 0 if args.seed is None else args.seed}
-    if args.data and folders.is_image_folder(args.data):  # your own images: one sub-folder per class
-        if "dataset" in args.given and args.dataset != "folder":
-            raise UserError(f"--data {args.data} is a folder of class folders: it does not go with "
-                            f"--dataset {args.dataset}")
-        overrides.update(dataset="folder", folder=str(Path(args.data).resolve()))
+    overrides = {"seed": 0 if args.seed is None else args.seed, **folders.overrides(args)}
     if args.condition is not None:
         overrides["condition"] = args.condition  # checked against --dataset by Config.validate
     if args.minutes is not None and ("train_steps" in getattr(args, "given", ()) or args.dry_run):

@@ -113,6 +113,11 @@ class Dataset:
     def channels(self) -> int:
         return self.image_shape[-1]
 
+    def class_record(self) -> dict | None:
+        """What a generator of this dataset keeps of its classes beyond their number (`cgan.layers.ClassNames`):
+        nothing, but for a folder of images."""
+        return None
+
     @property
     def named_classes(self) -> bool:
         """Whether the classes have names (grids then show them) rather than being numerals."""

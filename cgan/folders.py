@@ -45,6 +45,9 @@ class FolderDataset(Dataset):
     def generator_name(self) -> str:
         return f"generator_{NAME}"
 
+    def class_record(self) -> dict:
+        return {"names": self.class_names, "title": self.title, "folder": self.folder}
+
     def load(self, path=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
         """Images (uint8, (n, s, s) grey or (n, s, s, 3) RGB) and labels of `split`: every TEST_EVERY-th image of
         each class is "test", the rest "train"."""
@@ -68,6 +71,17 @@ def is_image_folder(path) -> bool:
     is not a proper tree of class folders is then told what is missing, by `scan`)."""
     path = Path(path)
     return path.is_dir() and not any("idx" in p.name and "ubyte" in p.name for p in path.iterdir())
+
+
+def overrides(args) -> dict:
+    """The Config fields of `--data DIR` when DIR is a folder of class folders ({} otherwise); UserError if
+    another --dataset was asked for."""
+    if not (args.data and is_image_folder(args.data)):
+        return {}
+    if "dataset" in getattr(args, "given", ()) and args.dataset != NAME:
+        raise UserError(f"--data {args.data} is a folder of class folders: it does not go with "
+                        f"--dataset {args.dataset}")
+    return {"dataset": NAME, "folder": str(Path(args.data).resolve())}
 
 
 def _images(folder: Path):
