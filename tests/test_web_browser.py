@@ -90,15 +90,15 @@ def grid_pixels(page, rgb: bool = False) -> np.ndarray:
     return rgba[..., :3] if rgb else rgba[..., 0]
 
 
-def grid_images(page, rgb: bool = False) -> np.ndarray:
-    """The drawn images read back from the canvas at model size: (n, 28, 28) uint8 (or (n, 28, 28, 3) with `rgb`),
-    in drawing order."""
+def grid_images(page, rgb: bool = False, side: int = 28) -> np.ndarray:
+    """The drawn images read back from the canvas at model size: (n, side, side) uint8 (or (n, side, side, 3) with
+    `rgb`), in drawing order."""
     pixels = grid_pixels(page, rgb)
     layout = page.evaluate("() => ({ ...document.getElementById('grid').dataset })")
     scale, gap, cols = int(layout["scale"]), int(layout["gap"]), int(layout["cols"])
     count, bands = int(layout["count"]), max(1, len(layout["digits"].split(",")) if layout["digits"] else 1)
     rows_per_band = int(layout["rowsPerBand"])
-    size = 28 * scale
+    size = side * scale
     images = []
     for band in range(bands):
         for j in range(count):
@@ -423,3 +423,26 @@ def test_a_colour_generator_gets_colour_pickers_and_draws_in_colour(opened, tiny
         assert np.max(np.abs(grid_images(page, rgb=True)[:2].astype(int) - expected)) <= 1
         click(page, "#reset-shape")
         assert np.array_equal(grid_pixels(page, rgb=True), before)
+
+
+def test_a_generator_of_your_own_32_pixel_colour_images_draws_its_named_classes(opened, tmp_path):
+    """A folder's generator: its class names on the buttons, 32x32 RGB cells, ONNX Runtime's pixels."""
+    import onnxruntime
+
+    import cgan_mnist
+    from cgan.sampling import save_generator
+
+    record = {"names": ("cats", "dogs"), "title": "pets", "folder": "/data/pets"}
+    generator = cgan_mnist.build_generator(latent_dim=8, width=8, num_classes=2, image_shape=(32, 32, 3),
+                                           class_record=record, name="generator_folder")
+    site = web_app.site(save_generator(generator, tmp_path / "pets.h5"))
+    with web_speed.running_server(site) as url:
+        page, _, _ = opened(url + "#d=1&n=2&seed=5")
+        assert page.locator("#digits .digit").all_text_contents() == ["cats", "dogs"]
+        assert page.locator("#title").text_content() == "Conditional GAN: pets"
+        z = np.array(page.evaluate("() => [0, 1].map((j) => Array.from(window.cganDemo.noise(5, j)))"), np.float32)
+        session = onnxruntime.InferenceSession(site["model.onnx"], providers=["CPUExecutionProvider"])
+        out = session.run(None, {"noise": z, "label": np.eye(2, dtype=np.float32)[[1, 1]]})[0]
+        expected = np.clip(np.rint(out * 127.5 + 127.5), 0, 255).astype(np.uint8)
+        assert out.shape == (2, 32, 32, 3)
+        assert np.max(np.abs(grid_images(page, rgb=True, side=32).astype(int) - expected)) <= 1
