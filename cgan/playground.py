@@ -22,7 +22,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image as PILImage
 
-from cgan import conditions
+from cgan import colour, conditions
 from cgan.backend import keras
 from cgan.data import postprocess
 from cgan.directions import latent_directions, shift
@@ -108,8 +108,16 @@ class Playground:
         self.reset_button = w.Button(description="centre sliders", tooltip="set every latent slider back to 0")
         # A --condition shape generator: a slider per attribute, in its unit (degrees for the slant), used once
         # its box is ticked; unticked, each digit takes a real digit's value, as `generate` does.
-        self.shape = []
-        for attribute in conditions.describe(self.generator):
+        self.shape, self.colours = [], []
+        described = conditions.describe(self.generator)
+        if conditions.kind_of(self.generator) is conditions.KINDS[colour.NAME]:  # a colour picker each, not 6 sliders
+            first = chosen[0] if chosen else 0
+            for part, offset in (("stroke", 0), ("background", 3)):
+                default = colour.hex_of([a["defaults"][first] for a in described[offset : offset + 3]])
+                picker = w.ColorPicker(value=default, description=part, style={"description_width": "9em"})
+                self.colours.append((part, w.Checkbox(value=False, description="ask"), picker))
+            described = []
+        for attribute in described:
             degrees = attribute["unit"] == "rad"
             scale = 180 / np.pi if degrees else 1.0
             slider = w.FloatSlider(value=float(np.median(attribute["defaults"])) * scale, min=attribute["low"] * scale,
@@ -138,7 +146,8 @@ class Playground:
         self.morph_status = w.HTML()
 
         for control in [*self.digit_buttons, self.count, self.seed, *self.latent,
-                        *(c for _, _, box, slider in self.shape for c in (box, slider))]:
+                        *(c for _, _, box, slider in self.shape for c in (box, slider)),
+                        *(c for _, box, picker in self.colours for c in (box, picker))]:
             control.observe(self._on_sample_control, names="value")
         for control in (self.mode, self.morph_from, self.morph_to, self.frames):
             control.observe(self._on_morph_control, names="value")
@@ -156,6 +165,9 @@ class Playground:
             rows.append(w.HTML("Shape, as Morpho-MNIST measures it (ticked: asked; unticked: each digit a real "
                                "digit's):"))
             rows.extend(w.HBox([slider, box]) for _, _, box, slider in self.shape)
+        if self.colours:
+            rows.append(w.HTML("Colours (ticked: asked; unticked: each image a pair drawn as training drew them):"))
+            rows.extend(w.HBox([picker, box]) for _, box, picker in self.colours)
         if self.latent:
             rows.append(w.HTML("Latent directions, in standard deviations of the noise "
                                "(the generator's principal directions; names say what they change most):"))
@@ -223,7 +235,11 @@ class Playground:
 
     def asked_shape(self) -> dict[str, float]:
         """The attributes ticked, {name: value in the generator's unit}; {} for a generator without them."""
-        return {name: slider.value / scale for name, scale, box, slider in self.shape if box.value}
+        asked = {name: slider.value / scale for name, scale, box, slider in self.shape if box.value}
+        for part, box, picker in self.colours:
+            if box.value:
+                asked.update(zip((f"{part}_{c}" for c in ("red", "green", "blue")), colour.parse(picker.value, part)))
+        return asked
 
     def offsets(self) -> np.ndarray:
         """The latent sliders' values, float32 (sliders,), in standard deviations."""
@@ -249,7 +265,7 @@ class Playground:
             count = len(labels)
         inputs["noise"] = self._steer(noise(self.generator, count, self.seed.value))
         # a --condition shape generator: real digits' shapes, as `generate` draws them for this seed
-        if self.shape:
+        if self.shape or self.colours:
             inputs[conditions.kind_of(self.generator).name] = conditions.fill(
                 self.generator, inputs["label"], self.asked_shape(), conditions.shape_rng(self.seed.value))
         return postprocess(self.generator(inputs, training=False))
@@ -284,7 +300,10 @@ class Playground:
             return f"{text}; noise moved along {', '.join(moved)}"
         flags = (f"--digits {' '.join(map(str, self.digits()))} --count {count}" if self.conditional
                  else f"--count {count}")
-        flags += "".join(f" --{name} {value:.4g}" for name, value in self.asked_shape().items())
+        flags += "".join(f" --{name} {value:.4g}" for name, value in self.asked_shape().items() if name in
+                         conditions.KINDS[conditions.SHAPE].attributes)
+        flags += "".join(f" --{'color' if part == 'stroke' else part} '{picker.value}'"
+                         for part, box, picker in self.colours if box.value)
         return (f"{text}. The same digits from the command line: "
                 f"<code>python cgan_mnist.py --generator={self.path or 'MODEL'} {flags} --seed {seed}</code>")
 

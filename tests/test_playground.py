@@ -221,3 +221,18 @@ def test_a_shape_generator_gets_sliders_for_its_attributes(tmp_path, mnist_small
         slant_box.value, slant.value = True, 20.0  # degrees on the slider, radians to the generator
     assert pg.asked_shape()["slant"] == pytest.approx(np.radians(20))
     assert len(pg.morph_frames()) == pg.frames.value
+
+
+def test_a_colour_generator_gets_two_colour_pickers_that_draw_what_the_command_line_draws():
+    from cgan import colour
+
+    pg = Playground(ROOT / "models" / "colour.h5", digits=[3], count=4, seed=2)
+    assert [part for part, _, _ in pg.colours] == ["stroke", "background"] and pg.shape == []
+    assert pg.asked_shape() == {}  # unticked: each image a pair drawn as training drew them
+    stroke, ask = pg.colours[0][2], pg.colours[0][1]
+    stroke.value, ask.value = "#e03c31", True
+    asked = dict(zip(colour.ATTRIBUTES[:3], colour.parse("#e03c31", "")))
+    assert pg.asked_shape() == asked
+    assert np.array_equal(pg.images(), generate(load_generator(ROOT / "models" / "colour.h5"), [3] * 4, seed=2,
+                                                attributes=asked))
+    assert "--color '#e03c31' --seed 2" in pg.status.value
