@@ -43,3 +43,17 @@ def test_compare_variants_quick_mode(tmp_path):
 def test_shape_speed_benchmark_on_a_few_digits():
     result = load_benchmark("shape_speed").main(["--count", "300"])
     assert result["count"] == 300 and result["seconds_1_threads"] > 0
+
+
+@pytest.mark.slow
+def test_rivals_quick_mode_draws_scores_and_saves_each_contender(tmp_path):
+    import numpy as np
+
+    result = load_benchmark("rivals").main(["--quick", "--out", str(tmp_path)])
+    assert [row["contender"] for row in result["rows"]] == ["cvae", "flow", "gan"]
+    for row in result["rows"]:
+        assert row["steps"] >= 1 and row["draw_seconds_1000"] > 0 and 0 <= row["accuracy"] <= 1
+        with np.load(tmp_path / f"{row['contender']}_0.05min.npz") as saved:  # the layout of --save-npz
+            assert saved["images"].shape == (200, 28, 28) and saved["images"].dtype == np.uint8
+            assert saved["labels"].tolist() == np.repeat(np.arange(10), 20).tolist()
+    assert {"rivals.txt", "rivals.json", "flow_0.05min.png"} <= {p.name for p in tmp_path.iterdir()}
