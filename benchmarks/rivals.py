@@ -300,8 +300,8 @@ def main(argv=None) -> dict:
             shapes[tag] = evaluation.shape_section(drawn, wanted, per_digit=per_digit)
             rows.append({"contender": name, "budget_minutes": minutes, "steps": trained["steps"],
                          "minutes": trained["minutes"], "tflop": trained["tflop"],
-                         "draw_seconds_1000": draw_seconds(trained["draw"], 100 if args.quick else 1000)
-                         * (10 if args.quick else 1),
+                         "draw_seconds_1000": draw_seconds(trained["draw"], 20 if args.quick else 1000)
+                         * (50 if args.quick else 1),
                          "draw_gflop_per_image": trained["draw_flop_per_image"] / 1e9, **dataclasses.asdict(s)})
             print(format_row(rows[-1], real), flush=True)
     real_row = {"contender": "real digits", "budget_minutes": 0, "steps": 0, "minutes": 0, "tflop": 0,
