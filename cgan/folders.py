@@ -99,7 +99,7 @@ def scan(folder) -> tuple[list[str], list[list[Path]]]:
     found = [(name, files) for name, files in found if files]
     if not found:
         raise InputError(f"{folder}: no class folders with PNG or JPEG images in them (expected {folder}/NAME/*.png, "
-                         "one sub-folder per class, or the four IDX files of MNIST's layout)")
+                         "one sub-folder per class, or IDX files such as train-images-idx3-ubyte.gz)")
     if len(found) == 1:
         raise InputError(f"{folder}: only one class ({found[0][0]}); a conditional GAN needs two class folders "
                          "or more")
