@@ -263,13 +263,13 @@ def main(argv=None) -> dict:
     p.add_argument("--out", metavar="DIR", default=str(ROOT / "benchmarks" / "results" / "rivals"),
                    help="where the samples (npz), grids and the table go (default: benchmarks/results/rivals)")
     p.add_argument("--quick", action="store_true",
-                   help="a few steps each and 20 samples per digit: checks that it runs")
+                   help="a few steps each and 10 samples per digit: checks that it runs")
     for field in dataclasses.fields(Settings):
         p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                        help=f"(default: {field.default})")
     args = p.parse_args(argv)
     settings = Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
-    per_digit = 20 if args.quick else args.per_digit
+    per_digit = 10 if args.quick else args.per_digit
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = MNIST.load()

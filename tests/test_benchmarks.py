@@ -51,11 +51,12 @@ def test_shape_speed_benchmark_on_a_few_digits():
 def test_rivals_quick_mode_draws_scores_and_saves_each_contender(tmp_path):
     import numpy as np
 
-    result = load_benchmark("rivals").main(["--quick", "--out", str(tmp_path)])
-    assert [row["contender"] for row in result["rows"]] == ["cvae", "flow", "gan"]
+    # the GAN's contender is the project's --minutes run, which benchmarks/peers.py and the budget tests train
+    result = load_benchmark("rivals").main(["--quick", "--out", str(tmp_path), "--contenders", "cvae", "flow"])
+    assert [row["contender"] for row in result["rows"]] == ["cvae", "flow"]
     for row in result["rows"]:
         assert row["steps"] >= 1 and row["draw_seconds_1000"] > 0 and 0 <= row["accuracy"] <= 1
         with np.load(tmp_path / f"{row['contender']}_0.05min.npz") as saved:  # the layout of --save-npz
-            assert saved["images"].shape == (200, 28, 28) and saved["images"].dtype == np.uint8
-            assert saved["labels"].tolist() == np.repeat(np.arange(10), 20).tolist()
+            assert saved["images"].shape == (100, 28, 28) and saved["images"].dtype == np.uint8
+            assert saved["labels"].tolist() == np.repeat(np.arange(10), 10).tolist()
     assert {"rivals.txt", "rivals.json", "flow_0.05min.png"} <= {p.name for p in tmp_path.iterdir()}

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cgan import colour, folders, web_app
 from cgan.data import MNIST
+from cgan.sample_command import sample_hint
 from cgan.sampling import class_count, generate, load_generator
 
 TINY_RUN = ["--train-steps", "4", "--save-interval", "2", "--g-width", "8", "--d-width", "8", "--latent-dim", "8",
@@ -63,20 +64,28 @@ def test_a_folder_is_read_as_its_classes_shape_and_channels(grey_folder, colour_
     assert folders.open_folder(colour_folder, 28).load(split="test")[0].shape == (8, 28, 28, 3)
 
 
+@pytest.fixture(scope="module")
+def folder_runs(grey_folder, colour_folder, tmp_path_factory):
+    """A tiny run on each folder, from the command line: {"grey": run folder, "colour": run folder}."""
+    runs = {}
+    for which, folder in (("grey", grey_folder), ("colour", colour_folder)):
+        runs[which] = tmp_path_factory.mktemp(which) / "run"
+        assert run_main(["--data", str(folder), "--out-dir", str(runs[which]), *TINY_RUN]) == 0
+    return runs
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["grey", "colour"])
-def test_a_folder_trains_samples_by_class_name_and_shows_on_the_page(which, grey_folder, colour_folder, tmp_path,
-                                                                     capsys):
-    folder = grey_folder if which == "grey" else colour_folder
-    run = tmp_path / "run"
-    assert run_main(["--data", str(folder), "--out-dir", str(run), *TINY_RUN]) == 0
+def test_a_folder_trains_samples_by_class_name_and_shows_on_the_page(which, folder_runs, grey_folder, colour_folder,
+                                                                     tmp_path, capsys):
+    folder, run = (grey_folder if which == "grey" else colour_folder), folder_runs[which]
     config = json.loads((run / "run.json").read_text())["config"]
     assert config["dataset"] == "folder" and config["folder"] == str(folder.resolve())
     generator = load_generator(run / "cgan_mnist.h5")
     names = ("one", "two", "zero") if which == "grey" else ("fours", "threes")
     shape = (28, 28) if which == "grey" else (32, 32, 3)
     assert class_count(generator) == len(names) and generate(generator, [0, 1], seed=0).shape == (2, *shape)
-    assert f"--class {names[0]}" in capsys.readouterr().out  # the line after training says how to sample it
+    assert sample_hint(run / "cgan_mnist.h5") == f"--class {names[0]}"  # the line after training says so
     out = tmp_path / "out"
     assert run_main([f"--generator={run / 'cgan_mnist.h5'}", "--class", names[1], "--count", "3", "--seed", "2",
                      "--out-dir", str(out), "--save-npz", str(tmp_path / "s.npz")]) == 0
@@ -89,9 +98,8 @@ def test_a_folder_trains_samples_by_class_name_and_shows_on_the_page(which, grey
 
 
 @pytest.mark.slow
-def test_evaluate_asks_for_judges_trained_on_the_folder_then_uses_them(colour_folder, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert run_main(["--data", str(colour_folder), "--out-dir", str(run), *TINY_RUN]) == 0
+def test_evaluate_asks_for_judges_trained_on_the_folder_then_uses_them(colour_folder, folder_runs, capsys):
+    run = folder_runs["colour"]
     capsys.readouterr()
     code = run_main([f"--generator={run / 'cgan_mnist.h5'}", "--evaluate", "--count", "8"])
     err = assert_one_line_error(code, capsys, "no judges are trained on painted yet; train both with "
