@@ -338,7 +338,7 @@ def set_statistics(models, conditions: dict[str, np.ndarray], *, seed: int = 0) 
     Mean and SD over the whole set; the reference table, REFERENCE_ROWS real rows per class
     drawn with `seed` (with repeats where a class has fewer).
     """
-    kind = next((kind_of(model) for model in models if kind_of(model) is not None), None)
+    kind = next(filter(None, map(kind_of, models)), None)
     if kind is None:
         return
     labels = np.asarray(conditions["label"]).reshape(-1)
