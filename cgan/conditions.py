@@ -46,7 +46,9 @@ class Kind:
 
     `trained_with` is how a run asks for it (for messages); `flags` are the sampling flags that
     set its attributes ({flag's dest: what it means}); `measured`: the data's own values are
-    measured from each training image (shape), rather than drawn as the batches are made (colour).
+    measured from each training image (shape), rather than drawn as the batches are made (colour);
+    `domain`: every attribute's full range when it has one (a colour channel's 0 to 1), else None
+    (the page then offers the recorded values' 1st-99th percentile).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Kind:
     trained_with: str
     flags: dict
     measured: bool
+    domain: tuple[float, float] | None = None
 
 
 KINDS = {
@@ -61,7 +64,7 @@ KINDS = {
                 {name: shape.MEANINGS[name] for name in shape.CONDITIONED}, measured=True),
     colour.NAME: Kind(colour.NAME, {name: colour.UNIT for name in colour.ATTRIBUTES}, "--dataset colour",
                       {"color": "the stroke's colour: a CSS name or #rrggbb (default: drawn at random)",
-                       "background": "the background's colour, the same way"}, measured=False),
+                       "background": "the background's colour, the same way"}, measured=False, domain=(0.0, 1.0)),
 }
 
 
@@ -107,16 +110,19 @@ def statistics(generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def describe(generator) -> list[dict]:
-    """The attributes as the page shows them: name, unit, the recorded values' 1st-99th percentile range,
-    and each class's default (what a class is drawn with until the user moves a slider): its median
+    """The attributes as the page shows them: name, unit, range (the kind's domain, else the recorded values'
+    1st-99th percentile), and each class's default (what a class is drawn with until the user moves a slider): its median
     shape; for colours, one recorded pair of the class (medians of colours would be a grey on grey)."""
     if not names(generator):
         return []
     _, _, reference = statistics(generator)
-    measured = kind_of(generator).measured
-    return [{"name": name, "unit": unit, "low": float(np.percentile(reference[..., j], 1)),
-             "high": float(np.percentile(reference[..., j], 99)),
-             "defaults": [float(np.median(rows[:, j]) if measured else rows[0, j]) for rows in reference]}
+    kind = kind_of(generator)
+
+    def bounds(j):
+        return kind.domain or tuple(float(np.percentile(reference[..., j], q)) for q in (1, 99))
+
+    return [{"name": name, "unit": unit, **dict(zip(("low", "high"), bounds(j))),
+             "defaults": [float(np.median(rows[:, j]) if kind.measured else rows[0, j]) for rows in reference]}
             for j, (name, unit) in enumerate(zip(names(generator), units(generator)))]
 
 

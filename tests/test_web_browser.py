@@ -122,14 +122,17 @@ def click(page, selector):
 
 @pytest.mark.timed
 def test_pick_7_and_the_classifier_reads_the_drawn_pixels_as_7(opened, shipped_url):
-    page, _, wall_ms = opened(shipped_url + "#d=2&n=16&seed=5")
-    ready_ms = page.evaluate("() => window.cganDemo.ready")
+    # Three fresh loads, judged by their median: one load can meet a stall of the machine (a CI run once saw
+    # 2.1 s where loads take 0.9 s) that a second look would not.
+    loads = [opened(shipped_url + "#d=2&n=16&seed=5") for _ in range(3)]
+    ready_ms = float(np.median([page.evaluate("() => window.cganDemo.ready") for page, _, _ in loads]))
+    page = loads[-1][0]
     # The aim scaled by this machine's pace, measured now on the same page: the model alone, against where the
     # aim was set (an AVX2-only CPU runs it slower and gets a longer limit; a faster one keeps the 2 s).
     pace_ms = web_speed.model_ms(page, runs=10)
     limit = READY_LIMIT_MS * max(1.0, pace_ms / web_speed.AIM_MODEL_MS)
-    print(f"page ready in {ready_ms:.0f} ms (page clock), {wall_ms:.0f} ms from goto; model alone {pace_ms:.1f} "
-          f"ms -> limit {limit:.0f} ms")
+    print(f"page ready in {ready_ms:.0f} ms (page clock, median of 3 loads; {[round(w) for _, _, w in loads]} ms "
+          f"from goto); model alone {pace_ms:.1f} ms -> limit {limit:.0f} ms")
     assert ready_ms < limit
     click(page, "#digits .digit[data-digit='7']")
     click(page, "#digits .digit[data-digit='2']")

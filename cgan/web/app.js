@@ -411,13 +411,20 @@
       input.setAttribute("aria-label", `${title} colour`);
       input.addEventListener("input", () => {
         const [first] = colourOf(part);
-        [1, 3, 5].forEach((at, c) => { state.shape[first + c] = parseInt(input.value.slice(at, at + 2), 16) / 255; });
+        [1, 3, 5].forEach((at, c) => setAttribute(first + c, parseInt(input.value.slice(at, at + 2), 16) / 255));
         showShape();
         queue.request();
         morphChanged({ soon: true });
       });
       $("shape-sliders").appendChild(label);
     });
+  }
+
+  // An attribute's value as the link keeps it (inside the range of real data, 4 decimals), so that a page opened
+  // from the link feeds the model the very numbers this one did.
+  function setAttribute(j, value) {
+    const { low, high } = state.meta.attributes[j];
+    state.shape[j] = +Math.min(Math.max(value, low), high).toFixed(4);
   }
 
   function buildShapeControls() {
@@ -437,7 +444,7 @@
       input.max = Math.ceil(a.high * scale / step) * step;
       input.setAttribute("aria-label", `${a.name} in ${unit}`);
       input.addEventListener("input", () => {
-        state.shape[j] = Number(input.value) / scale;
+        setAttribute(j, Number(input.value) / scale);
         showShape();
         queue.request();
         morphChanged({ soon: true });
@@ -521,7 +528,7 @@
     if (state.meta.conditional) parts.push(`d=${state.digits.join(",")}`);
     parts.push(`n=${state.count}`, `seed=${state.seed}`);
     if (state.offsets.some((v) => v !== 0)) parts.push(`z=${state.offsets.join(",")}`);
-    if (state.shape.some((v) => v !== null)) parts.push(`s=${state.shape.map((v) => (v === null ? "" : +v.toFixed(4))).join(",")}`);
+    if (state.shape.some((v) => v !== null)) parts.push(`s=${state.shape.map((v) => (v === null ? "" : v)).join(",")}`);
     parts.push(`m=${state.morph.mode}`, `a=${state.morph.from}`, `b=${state.morph.to}`);
     history.replaceState(null, "", `#${parts.join("&")}`);
   }
@@ -544,7 +551,7 @@
     const shape = (params.get("s") || "").split(",");
     const attributes = state.meta.attributes || [];
     if (shape.length === attributes.length && shape.every((t) => t === "" || Number.isFinite(Number(t)))) {
-      state.shape = shape.map((t, j) => (t === "" ? null : Math.min(Math.max(Number(t), attributes[j].low), attributes[j].high)));
+      shape.forEach((t, j) => (t === "" ? (state.shape[j] = null) : setAttribute(j, Number(t))));
     }
     if (["label", "walk"].includes(params.get("m")) && state.meta.conditional) state.morph.mode = params.get("m");
     state.morph.from = integer(params.get("a"), 0, classes - 1) ?? state.morph.from;
