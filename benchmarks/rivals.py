@@ -21,9 +21,8 @@ The rivals are written here, in Keras 3, from their papers (no code of theirs is
   v = v(x, t, null) + w (v(x, t, y) - v(x, t, null)), integrated by Euler steps from t = 0 to 1.
   The network is a small U-Net (`unet`): 28 -> 14 -> 7 and back, skips, the time's sinusoidal
   features and the label's embedding added to every stage; its width is chosen so that one pass
-  costs about what the generator's does (`cgan.flops`). Its weights are drawn from an exponential
-  moving average of the trained ones, as diffusion models are (Ho et al. used 0.9999 over 800k
-  steps; a few thousand steps here take 0.999).
+  costs about what the generator's does (`cgan.flops`). `--flow-ema` draws with a moving average
+  of the weights, as Ho et al. did (0.9999 over 800k steps); `--tune` tries it.
 - `gan`: this project's default recipe through `--minutes` (`benchmarks/peers.py`).
 
 Every contender draws 1,000 digits of each class (`--per-digit`), saved as
@@ -35,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import sys
@@ -75,7 +73,7 @@ class Settings:
     vae_ema: float = 0.0  # the weights' moving average's momentum (0: none)
     flow_width: int = 10  # a U-Net pass of 19.6 MFLOP, the default generator's 18.4
     flow_lr: float = 1e-3
-    flow_ema: float = 0.999
+    flow_ema: float = 0.0
     guidance: float = 2.0
     sampler_steps: int = 16
 
@@ -83,8 +81,9 @@ class Settings:
 # What `--tune` tries on its seed: each rival's training settings in turn (the others as given), and every
 # sampler (guidance, Euler steps) on each trained flow. The U-Net's width stays at the generator's FLOPs.
 TUNING = {
-    "cvae": [{}, {"vae_lr": 2e-3}, {"vae_lr": 2e-3, "vae_latent": 8}, {"vae_lr": 2e-3, "vae_ema": 0.999}],
-    "flow": [{}, {"flow_lr": 2e-3}, {"flow_lr": 2e-3, "batch_size": 64}],
+    "cvae": [{}, {"vae_lr": 2e-3}, {"vae_lr": 2e-3, "vae_latent": 8}, {"vae_lr": 2e-3, "vae_ema": 0.999},
+             {"vae_lr": 4e-3}],
+    "flow": [{}, {"flow_ema": 0.999}, {"flow_lr": 2e-3}, {"flow_lr": 2e-3, "flow_ema": 0.99}],
 }
 SAMPLERS = [(guidance, steps) for steps in (8, 16) for guidance in (1.0, 2.0, 3.0, 4.0)]
 
@@ -219,8 +218,9 @@ class FlowMatching(keras.Model):
         return {"loss": loss}
 
 
-def sample_flow(network, wanted: np.ndarray, *, guidance: float, steps: int, seed: int) -> np.ndarray:
-    """uint8 images of classes `wanted` by `steps` Euler steps, guided: both velocities from one batched call."""
+def flow_sampler(network, *, guidance: float, steps: int, seed: int):
+    """draw(wanted) -> uint8 images of classes `wanted` by `steps` Euler steps, guided: both velocities from one
+    batched call, the step traced once for every draw."""
     rng = np.random.default_rng(seed)
 
     @tf.function(reduce_retracing=True)
@@ -230,15 +230,18 @@ def sample_flow(network, wanted: np.ndarray, *, guidance: float, steps: int, see
         v_asked, v_free = tf.split(v, 2)
         return x + (v_free + guidance * (v_asked - v_free)) / steps
 
-    out = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500].reshape(-1, 1).astype(np.int32)
-        x = tf.constant(rng.standard_normal((len(chunk), 28, 28, 1)).astype(np.float32))
-        labels = tf.constant(np.concatenate([chunk, np.full_like(chunk, CLASSES)]))
-        for k in range(steps):
-            x = step(x, tf.constant(k / steps, tf.float32), labels)
-        out.append(postprocess(np.clip(x.numpy(), -1, 1)))
-    return np.concatenate(out)
+    def draw(wanted: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500].reshape(-1, 1).astype(np.int32)
+            x = tf.constant(rng.standard_normal((len(chunk), 28, 28, 1)).astype(np.float32))
+            labels = tf.constant(np.concatenate([chunk, np.full_like(chunk, CLASSES)]))
+            for k in range(steps):
+                x = step(x, tf.constant(k / steps, tf.float32), labels)
+            out.append(postprocess(np.clip(x.numpy(), -1, 1)))
+        return np.concatenate(out)
+
+    return draw
 
 
 def train_flow(settings: Settings, minutes: float, images, labels, *, max_steps: int | None = None) -> dict:
@@ -247,13 +250,9 @@ def train_flow(settings: Settings, minutes: float, images, labels, *, max_steps:
     model = FlowMatching(network, settings.seed)
     model.compile(optimizer=adam(settings.flow_lr, settings.flow_ema))
     clock = _fit(model, images, labels, settings, minutes, max_steps)
-    step = settings.batch_size * (forward_flops(network) + backward_flops(network, inputs=False))
-
-    def draw(wanted: np.ndarray) -> np.ndarray:
-        return sample_flow(network, wanted, guidance=settings.guidance, steps=settings.sampler_steps,
-                           seed=settings.seed)
-
-    return {"draw": draw, "steps": clock.steps, "minutes": clock.trained / 60, "tflop": clock.steps * step / 1e12,
+    step_flop = settings.batch_size * (forward_flops(network) + backward_flops(network, inputs=False))
+    draw = flow_sampler(network, guidance=settings.guidance, steps=settings.sampler_steps, seed=settings.seed)
+    return {"draw": draw, "steps": clock.steps, "minutes": clock.trained / 60, "tflop": clock.steps * step_flop / 1e12,
             "draw_flop_per_image": 2 * settings.sampler_steps * forward_flops(network), "network": network}
 
 
@@ -272,8 +271,8 @@ def _fit(model, images, labels, settings: Settings, minutes: float, max_steps: i
 
 
 def draw_seconds(draw, count: int = 1000) -> float:
-    """Seconds to draw `count` digits (a tenth of them of each class), after one small warm-up draw."""
-    draw(np.arange(CLASSES))
+    """Seconds to draw `count` digits (a tenth of them of each class), after a warm-up draw of as many."""
+    draw(np.repeat(np.arange(CLASSES), count // CLASSES))
     start = time.perf_counter()
     draw(np.repeat(np.arange(CLASSES), count // CLASSES))
     return time.perf_counter() - start
@@ -365,8 +364,7 @@ def tune(settings: Settings, args, images, labels, evaluator, real, wanted) -> d
                 if guidance is not None:
                     tried = dataclasses.replace(tried, guidance=guidance, sampler_steps=steps)
                     label += f"; w={guidance:g}, {steps} steps"
-                    draw = functools.partial(sample_flow, trained["network"], guidance=guidance, steps=steps,
-                                             seed=tried.seed)
+                    draw = flow_sampler(trained["network"], guidance=guidance, steps=steps, seed=tried.seed)
                 started = time.perf_counter()
                 s = evaluator.score(draw(wanted), wanted)
                 seconds = (time.perf_counter() - started) * 1000 / len(wanted)  # drawing and scoring: an upper bound
@@ -381,9 +379,9 @@ def tune(settings: Settings, args, images, labels, evaluator, real, wanted) -> d
                     best[name] = (fd, tried, line)
     summary = [f"best {name} (mean FD {fd:.2f}x real): {line.strip()}" for name, (fd, _, line) in best.items()]
     print("\n".join(summary))
-    text = "\n".join([f"{cpu_description()}; seed {settings.seed}; {minutes:g} min; {len(wanted) // CLASSES} per digit; "
-                      f"real line: FD {real.distances['convnet']:.3f}/{real.distances['resnet']:.3f}; 'draw 1k' "
-                      "includes scoring", *lines, "", *summary])
+    text = "\n".join([f"{cpu_description()}; seed {settings.seed}; {minutes:g} min; {len(wanted) // CLASSES} "
+                      f"per digit; real line: FD {real.distances['convnet']:.3f}/{real.distances['resnet']:.3f}; "
+                      "'draw 1k' includes scoring", *lines, "", *summary])
     Path(args.out, f"tuning_seed{settings.seed}_{minutes:g}min.txt").write_text(text + "\n")
     return {name: dataclasses.asdict(tried) for name, (_, tried, _) in best.items()}
 

@@ -67,11 +67,10 @@ def draw(seed, count: int):
 
 
 def paint(grey, colours):
-    """Float RGB images in [0, 1] (b, h, w, 3) of grey digits (b, h, w) in [0, 1] and their colours (b, 6)."""
-    from cgan.backend import tf
-
+    """Float RGB images in [0, 1] (b, h, w, 3) of grey digits (b, h, w) in [0, 1] and their colours (b, 6): a linear
+    blend from background to stroke. TensorFlow tensors (the training batches) and NumPy arrays alike."""
     stroke, back = colours[:, None, None, :3], colours[:, None, None, 3:]
-    return back + (stroke - back) * tf.cast(grey, tf.float32)[..., None]
+    return back + (stroke - back) * grey[..., None]
 
 
 def painted_table(count: int, seed: int) -> np.ndarray:
@@ -83,10 +82,8 @@ def painted_table(count: int, seed: int) -> np.ndarray:
 
 def paint_numpy(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """uint8 RGB (n, h, w, 3) of grey uint8 digits (n, h, w) painted in `colours` (n, 6), as training paints them."""
-    grey = np.asarray(images, np.float64)[..., None] / 255
-    colours = np.asarray(colours, np.float64)
-    stroke, back = colours[:, None, None, :3], colours[:, None, None, 3:]
-    return np.clip(np.rint(255 * (back + (stroke - back) * grey)), 0, 255).astype(np.uint8)
+    painted = paint(np.asarray(images, np.float64) / 255, np.asarray(colours, np.float64))
+    return np.clip(np.rint(255 * painted), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------

@@ -41,12 +41,34 @@ CACHE_VERSION = 1  # part of the measures cache's digest: bump when `cgan.shape`
 
 
 @dataclasses.dataclass(frozen=True)
+class Flag:
+    """A sampling flag: `names` (the first is how messages call it) set the attributes `sets` to what `read`
+    makes of the text given (None: the text is the one attribute's number)."""
+
+    names: tuple[str, ...]
+    sets: tuple[str, ...]
+    help: str
+    read: object = None
+
+    @property
+    def dest(self) -> str:
+        return self.names[0].lstrip("-")
+
+    def values(self, given) -> dict[str, float]:
+        return dict(zip(self.sets, (given,) if self.read is None else self.read(given, self.names[0])))
+
+
+def _colour_flag(names, part: str, meaning: str) -> Flag:
+    return Flag(names, tuple(f"{part}_{c}" for c in ("red", "green", "blue")), meaning, colour.parse)
+
+
+@dataclasses.dataclass(frozen=True)
 class Kind:
     """A continuous condition: the generator input `name` takes `attributes` ({name: unit}, in order).
 
-    `trained_with` is how a run asks for it (for messages); `flags` are the sampling flags that
-    set its attributes ({flag's dest: what it means}); `measured`: the data's own values are
-    measured from each training image (shape), rather than drawn as the batches are made (colour);
+    `trained_with` is how a run asks for it (for messages); `flags` are the sampling flags that set its
+    attributes; `measured`: the data's own values are measured from each training image (shape),
+    rather than drawn as the batches are made (colour);
     `domain`: every attribute's full range when it has one (a colour channel's 0 to 1), else None
     (the page then offers the recorded values' 1st-99th percentile).
     """
@@ -54,18 +76,22 @@ class Kind:
     name: str
     attributes: dict
     trained_with: str
-    flags: dict
+    flags: tuple[Flag, ...]
     measured: bool
     domain: tuple[float, float] | None = None
 
 
 KINDS = {
     SHAPE: Kind(SHAPE, {name: shape.UNITS[name] for name in shape.CONDITIONED}, "--condition shape",
-                {name: shape.MEANINGS[name] for name in shape.CONDITIONED}, measured=True),
+                tuple(Flag((f"--{name}",), (name,), f"its {shape.MEANINGS[name]}; what is not given comes from "
+                           "real digits nearest to what is") for name in shape.CONDITIONED), measured=True),
     colour.NAME: Kind(colour.NAME, {name: colour.UNIT for name in colour.ATTRIBUTES}, "--dataset colour",
-                      {"color": "the stroke's colour: a CSS name or #rrggbb (default: drawn at random)",
-                       "background": "the background's colour, the same way"}, measured=False, domain=(0.0, 1.0)),
+                      (_colour_flag(("--color", "--colour"), "stroke", "the stroke's colour: a CSS name or "
+                                    "#rrggbb (default: drawn at random)"),
+                       _colour_flag(("--background",), "background", "the background's colour, the same way")),
+                      measured=False, domain=(0.0, 1.0)),
 }
+_FLAGS = [flag for kind in KINDS.values() for flag in kind.flags]
 
 
 def kind_for(config) -> Kind | None:
@@ -111,8 +137,8 @@ def statistics(generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def describe(generator) -> list[dict]:
     """The attributes as the page shows them: name, unit, range (the kind's domain, else the recorded values'
-    1st-99th percentile), and each class's default (what a class is drawn with until the user moves a slider): its median
-    shape; for colours, one recorded pair of the class (medians of colours would be a grey on grey)."""
+    1st-99th percentile), and each class's default (what a class is drawn with until the user moves a slider):
+    its median shape; for colours, one recorded pair of the class (medians of colours would be a grey on grey)."""
     if not names(generator):
         return []
     _, _, reference = statistics(generator)
@@ -184,15 +210,10 @@ def shape_rng(seed: int | None) -> np.random.Generator:
 def add_arguments(group) -> None:
     """The sampling flags of continuous conditions (every kind's), and --sweep."""
     for kind in KINDS.values():
-        for dest, meaning in kind.flags.items():
-            if kind.name == SHAPE:
-                group.add_argument(f"--{dest}", type=float, metavar="X",
-                                   help=f"a generator trained with {kind.trained_with}: its {meaning}; "
-                                        "what is not given comes from real digits nearest to what is")
-            else:
-                names = ("--color", "--colour") if dest == "color" else (f"--{dest}",)
-                group.add_argument(*names, dest=dest, metavar="COLOUR",
-                                   help=f"a generator trained with {kind.trained_with}: {meaning}")
+        for flag in kind.flags:
+            group.add_argument(*flag.names, dest=flag.dest, type=float if flag.read is None else str,
+                               metavar="X" if flag.read is None else "COLOUR",
+                               help=f"a generator trained with {kind.trained_with}: {flag.help}")
     group.add_argument("--sweep", nargs=3, metavar=("ATTRIBUTE", "FROM", "TO"),
                        help="with such a generator: a strip of --frames images per row where only ATTRIBUTE moves "
                             "from FROM to TO (--sweep thickness 1.5 5)")
@@ -201,24 +222,15 @@ def add_arguments(group) -> None:
 def asked(args) -> dict[str, float]:
     """{attribute: value} of the sampling flags given (`add_arguments`); UserError for a colour that is none."""
     values = {}
-    for kind in KINDS.values():
-        for dest in kind.flags:
-            given = getattr(args, dest, None)
-            if given is None:
-                continue
-            if kind.name == SHAPE:
-                values[dest] = given
-            else:
-                part = "stroke" if dest == "color" else dest
-                flag = "--color" if dest == "color" else f"--{dest}"
-                values.update(zip((f"{part}_{c}" for c in ("red", "green", "blue")), colour.parse(given, flag)))
+    for flag in _FLAGS:
+        if getattr(args, flag.dest, None) is not None:
+            values.update(flag.values(getattr(args, flag.dest)))
     return values
 
 
 def _flag_of(name: str) -> str:
     """The sampling flag that sets attribute `name`."""
-    return "--color" if name.startswith("stroke_") else "--background" if name.startswith("background_") else \
-        f"--{name}"
+    return next(flag.names[0] for flag in _FLAGS if name in flag.sets)
 
 
 def check_asked(generator, path, values: dict, sweep=None) -> tuple[str, np.ndarray] | None:

@@ -352,7 +352,7 @@ class ColourDataset(Dataset):
 
         def painted(step, grey, conditions):
             colours = colour.draw(tf.stack([step, tf.cast(seed, tf.int64)]), batch_size)
-            rgb = colour.paint((grey[..., 0] + 1) / 2, colours)
+            rgb = colour.paint(tf.cast((grey[..., 0] + 1) / 2, tf.float32), colours)
             return 2 * rgb - 1, {**conditions, colour.NAME: colours}
 
         return shuffled_batches(images, labels, batch_size=batch_size, seed=seed, start_step=start_step,
