@@ -44,7 +44,7 @@ from cgan.data import MNIST, PAIRS_NUMBER
 from cgan.errors import InputError, TrainingStopped, UserError
 from cgan.gan import ConditionalGAN, Networks
 from cgan.gan import make_gan as _make_gan
-from cgan.layers import Attributes, ClassNames, MinibatchStd, NumberCode
+from cgan.layers import ClassNames, MinibatchStd, NumberCode
 from cgan.precision import resolve
 from cgan.sampling import LABEL_EMBEDDING, generate, load_generator
 
@@ -100,11 +100,8 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         if continuous:
-            measured = keras.Input((len(continuous.attributes),), name=continuous.name)
-            scores = Attributes(continuous.attributes, continuous.attributes.values(), num_classes,
-                                conditions.REFERENCE_ROWS, name=conditions.LAYER)(measured)
+            inputs[continuous.name], scores = continuous.input(num_classes, conditions.REFERENCE_ROWS)
             y = layers.Concatenate(dtype=dtype)([y, layers.Dense(32, name="attribute_embedding", dtype=dtype)(scores)])
-            inputs[continuous.name] = measured
         x = layers.Concatenate(dtype=dtype)([noise, y])
 
     def normalized(x):
@@ -187,13 +184,10 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
     if continuous:
-        k = len(continuous.attributes)
-        measured = keras.Input((k,), name=continuous.name)
-        scores = Attributes(continuous.attributes, continuous.attributes.values(), num_classes, 1,
-                            name=conditions.LAYER)(measured)
-        per_attribute = layers.Dense(k, use_bias=False, name="attribute_projection", dtype=dtype)(h)
+        inputs[continuous.name], scores = continuous.input(num_classes, 1)
+        per_attribute = layers.Dense(len(continuous.attributes), use_bias=False, name="attribute_projection",
+                                     dtype=dtype)(h)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([scores, per_attribute])])
-        inputs[continuous.name] = measured
     logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
     if continuous and attribute_head:

@@ -80,6 +80,14 @@ class Kind:
     measured: bool
     domain: tuple[float, float] | None = None
 
+    def input(self, classes: int | None, rows: int):
+        """(the Keras input this kind adds to a network, its attributes as standard scores): the `Attributes`
+        layer between them keeps the data's statistics and `rows` real values per class."""
+        from cgan.backend import keras
+
+        measured = keras.Input((len(self.attributes),), name=self.name)
+        return measured, Attributes(self.attributes, self.attributes.values(), classes, rows, name=LAYER)(measured)
+
 
 KINDS = {
     SHAPE: Kind(SHAPE, {name: shape.UNITS[name] for name in shape.CONDITIONED}, "--condition shape",
