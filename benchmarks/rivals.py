@@ -28,6 +28,7 @@ The rivals are written here, in Keras 3, from their papers (no code of theirs is
 Every contender draws 1,000 digits of each class (`--per-digit`), saved as
 `<out>/<contender>_<minutes>min.npz` (`images` uint8 (n, 28, 28), `labels`: the layout of
 `--save-npz`); both judges score them beside the real line, and the shape section measures them.
+Anyone can score a saved file again: `python -m cgan.evaluation --samples <out>/flow_10min.npz`.
 """
 
 from __future__ import annotations

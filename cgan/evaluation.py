@@ -675,10 +675,51 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
     return rows
 
 
+def read_samples(path) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels int (n,)) of a file in the layout of --save-npz: digits drawn by anything
+    (this project's generators, benchmarks/rivals.py's, anyone's); InputError (one line) for anything else."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            images, labels = saved["images"], saved["labels"]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npz of `images` and `labels` ({type(exc).__name__})") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != MNIST.image_shape[:2] \
+            or labels.shape != (len(images),):
+        raise InputError(f"{path}: expected uint8 digits (n, 28, 28) and n labels, the layout of --save-npz; got "
+                         f"{images.dtype} {images.shape} and labels {labels.shape}")
+    if not (np.issubdtype(labels.dtype, np.integer) and np.all((labels >= 0) & (labels < MNIST.num_classes))):
+        raise InputError(f"{path}: labels must be digits 0-9")
+    return images, labels.astype(np.int64)
+
+
+def evaluate_samples(path, *, classifier: Path | None = None, data=None, as_json: bool = False) -> dict:
+    """Score saved digits (`read_samples`) as `evaluate` scores a generator's: both judges and the shape section,
+    beside as many real training digits of each class as the file's scarcest class has."""
+    images, labels = read_samples(path)
+    per_digit = int(np.bincount(labels, minlength=MNIST.num_classes).min())
+    if per_digit < 2:
+        raise InputError(f"{path}: every digit needs at least 2 samples to be scored, and one has {per_digit}")
+    evaluator = Evaluator(load_classifier(classifier or classifier_path(MNIST)), data=data)
+    rows = {"samples": evaluator.score(images, labels),
+            "real (train)": reference_scores(evaluator, data=data, per_digit=per_digit)}
+    shapes = shape_section(images, labels, data=data, per_digit=per_digit)
+    if as_json:
+        print(json.dumps({"samples_path": str(path), "count": len(images), "real_per_class": per_digit,
+                          **{k: dataclasses.asdict(v) for k, v in rows.items()},
+                          "shape": {k: dataclasses.asdict(v) for k, v in shapes.items()}}, indent=2, allow_nan=True))
+    else:
+        print(f"{path}: {len(images):,} digits; the real line: {per_digit} per digit")
+        print(format_table(rows) + "\n\n" + shape.format_comparisons(shapes))
+    return rows
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m cgan.evaluation",
-                       description="Score a generator, or train the classifier that scores it.")
+                       description="Score a generator or saved digits, or train the classifier that scores them.")
     p.add_argument("--generator", metavar="PATH", help="the generator to score")
+    p.add_argument("--samples", metavar="FILE.npz",
+                   help="score digits saved in the layout of --save-npz (`images` uint8 (n, 28, 28), `labels`) "
+                        "instead of a generator's")
     p.add_argument("--classifier", metavar="PATH",
                    help="the evaluation classifier (default: models/<dataset>_classifier.keras)")
     p.add_argument("--train-classifier", action="store_true",
@@ -714,8 +755,13 @@ def main(argv=None) -> int:
                                                   epochs=args.epochs)
                 print(f"{judge} saved to {path}: test accuracy {100 * accuracy:.2f}%")
             return 0
+        if args.samples:
+            if args.generator:
+                raise UserError("--samples scores saved digits: it does not go with --generator")
+            evaluate_samples(args.samples, classifier=args.classifier, data=args.data, as_json=args.json)
+            return 0
         if not args.generator:
-            raise UserError("give --generator PATH to score, or --train-classifier")
+            raise UserError("give --generator PATH or --samples FILE.npz to score, or --train-classifier")
         if args.per_digit is not None and not 2 <= args.per_digit <= 10_000:
             raise UserError(f"--per-digit must be between 2 and 10000, got {args.per_digit}")
         evaluate(args.generator, classifier=args.classifier, data=args.data, per_digit=args.per_digit,

@@ -244,3 +244,28 @@ def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path)
     assert json.loads(lines[0].read_text())["count"] == 200
     other = evaluation.reference_scores(judge, per_digit=20, seed=1)  # other images: another entry
     assert other != first and len(list((tmp_path / "evaluation").glob("real-*.json"))) == 2
+
+
+@pytest.mark.slow
+def test_saved_digits_are_scored_like_a_generators_and_a_bad_file_gets_one_line(tmp_path, capsys):
+    from cgan.images import save_npz
+
+    with np.load(ROOT / "data" / "mnist.npz") as d:  # real digits must score as real ones do
+        images, labels = d["x_test"][:600], d["y_test"][:600]
+    path = save_npz(tmp_path / "real.npz", images, labels)
+    assert evaluation.main(["--samples", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == 600 and out["real_per_class"] == np.bincount(labels).min()
+    assert out["samples"]["accuracy"] > 0.97 and out["real (train)"]["accuracy"] > 0.97
+    assert out["shape"]["generator"]["attributes"] == ["thickness", "slant", "width", "height"]
+
+    np.savez(tmp_path / "floats.npz", images=images.astype(np.float32), labels=labels)
+    np.savez(tmp_path / "eleven.npz", images=images, labels=np.where(labels == 9, 10, labels))
+    np.savez(tmp_path / "no_nines.npz", images=images[labels != 9], labels=labels[labels != 9])
+    for name, says in [("floats.npz", "the layout of --save-npz"), ("eleven.npz", "labels must be digits 0-9"),
+                       ("no_nines.npz", "at least 2 samples"), ("missing.npz", "not a readable .npz")]:
+        assert evaluation.main(["--samples", str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert evaluation.main(["--samples", str(path), "--generator", str(path)]) == 2
+    assert "does not go with --generator" in capsys.readouterr().err
