@@ -570,6 +570,7 @@
     const response = await fetch("model.json");
     if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
     state.meta = await response.json();
+    window.cganDemo.phases = { meta: performance.now() };
     $("model-name").textContent = state.meta.name;
     if (state.meta.title && state.meta.title !== "MNIST") { // the page's words follow what the model draws
       document.title = $("title").textContent = `Conditional GAN: ${state.meta.title}`;
@@ -589,6 +590,7 @@
     ort.env.wasm.numThreads = state.threads;
     $("threads").textContent = state.threads === 1 ? "1 thread" : `${state.threads} threads`;
     state.session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
+    window.cganDemo.phases.session = performance.now();
     buildControls();
     loadFromLink();
     $("count").value = state.count;
