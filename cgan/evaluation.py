@@ -676,17 +676,12 @@ def evaluate(generator_path, *, classifier: Path | None = None, data=None, per_d
 
 
 def read_samples(path) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 28, 28), labels int (n,)) of a file in the layout of --save-npz: digits drawn by anything
-    (this project's generators, benchmarks/rivals.py's, anyone's); InputError (one line) for anything else."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            images, labels = saved["images"], saved["labels"]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npz of `images` and `labels` ({type(exc).__name__})") from None
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != MNIST.image_shape[:2] \
-            or labels.shape != (len(images),):
-        raise InputError(f"{path}: expected uint8 digits (n, 28, 28) and n labels, the layout of --save-npz; got "
-                         f"{images.dtype} {images.shape} and labels {labels.shape}")
+    """(images uint8 (n, 28, 28), labels int (n,)) of a file in the layout of --save-npz (`shape.read_npz`): digits
+    drawn by anything (this project's generators, benchmarks/rivals.py's, anyone's); InputError (one line) else."""
+    images, labels = shape.read_npz(path)
+    if images.shape[1:] != MNIST.image_shape[:2] or labels is None:
+        raise InputError(f"{path}: expected digits (n, 28, 28) and their labels, the layout of --save-npz; got "
+                         f"{images.shape}{' without labels' if labels is None else ''}")
     if not (np.issubdtype(labels.dtype, np.integer) and np.all((labels >= 0) & (labels < MNIST.num_classes))):
         raise InputError(f"{path}: labels must be digits 0-9")
     return images, labels.astype(np.int64)

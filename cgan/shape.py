@@ -236,7 +236,7 @@ def main(argv=None) -> int:
                         "and `labels` if the images had them")
     args = p.parse_args(argv)
     try:
-        images, labels = _images_of(args.images) if args.images else MNIST.load()
+        images, labels = read_npz(args.images) if args.images else MNIST.load()
         if args.limit is not None:
             if args.limit < 1:
                 raise UserError(f"--limit must be at least 1, got {args.limit}")
@@ -260,8 +260,9 @@ def main(argv=None) -> int:
         return exc.exit_code
 
 
-def _images_of(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The `images` (n, h, w) and `labels` (or None) of an .npz; InputError for a file that cannot serve."""
+def read_npz(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The `images` (n, h, w) and `labels` (or None) of an .npz in the layout of --save-npz; InputError (one line)
+    for a file that cannot serve."""
     from cgan.errors import InputError
 
     try:
@@ -276,7 +277,8 @@ def _images_of(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3 or images.dtype != np.uint8 or not len(images):
-        raise InputError(f"{path}: `images` must be uint8 (n, h, w), got {images.dtype} {images.shape}")
+        raise InputError(f"{path}: `images` must be uint8 (n, h, w), the layout of --save-npz; got {images.dtype} "
+                         f"{images.shape}")
     if labels is not None and len(labels) != len(images):
         raise InputError(f"{path}: {len(labels)} labels for {len(images)} images")
     return images, labels
