@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -479,16 +480,36 @@ class ConditionalGAN(keras.Model):
         return self.ema_generator
 
 
-def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: int = 4096, chunk: int = 512) -> None:
+# The sub-models from a generator's inputs to each of its batch normalisations, kept while it lives: the
+# weight average's statistics are set at every dump, and building them each time cost more than a tiny
+# network's passes.
+_PREFIXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Samples a chunk holds: at least 512, more while one layer's input stays within 2**21 numbers (8 MB in
+# float32), so that a small network takes a few large passes instead of many small ones.
+_CHUNK_NUMBERS = 2**21
+
+
+def _to_batch_norms(generator: keras.Model) -> list[tuple[keras.layers.BatchNormalization, keras.Model]]:
+    prefixes = _PREFIXES.get(generator)
+    if prefixes is None:
+        prefixes = [(layer, keras.Model(generator.input, layer.input)) for layer in generator.layers
+                    if isinstance(layer, keras.layers.BatchNormalization)]
+        _PREFIXES[generator] = prefixes
+    return prefixes
+
+
+def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: int = 4096,
+                              chunk: int | None = None) -> None:
     """Set the moving mean and variance of every BatchNormalization layer to their values over `count` samples.
 
     An averaged generator's weights differ from those the running statistics
     were gathered with; these are the statistics of `count` samples (labels
     cycling through the classes) drawn with the averaged weights themselves,
     layer by layer as in training. Each layer's figures are summed over chunks
-    of `chunk` samples, with the layers before it already set: what one
-    training-mode pass over all the samples gives, without holding all their
-    activations at once (the peak memory of a whole run, when it did).
+    of `chunk` samples (default: 512, or more for a small layer), with the layers
+    before it already set: what one training-mode pass over all the samples gives,
+    without holding all their activations at once (the peak memory of a whole
+    run, when it did).
     """
     rng = np.random.default_rng(seed)
     inputs = {"noise": rng.standard_normal((count, latent_dim(generator))).astype(np.float32)}
@@ -496,13 +517,11 @@ def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: i
     if classes:
         inputs["label"] = (np.arange(count) % classes).astype(np.int32).reshape(-1, 1)
         inputs = conditions.complete(generator, inputs, rng)  # real digits' shapes, for a --condition shape one
-    for layer in generator.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            continue
-        to_layer = keras.Model(generator.input, layer.input)  # the earlier layers, statistics already set
+    for layer, to_layer in _to_batch_norms(generator):  # the earlier layers' statistics are already set
+        size = chunk or max(512, _CHUNK_NUMBERS // int(np.prod(layer.input.shape[1:])))
         rows, total, squares = 0, 0.0, 0.0
-        for start in range(0, count, chunk):
-            x = to_layer({name: value[start : start + chunk] for name, value in inputs.items()}, training=False)
+        for start in range(0, count, size):
+            x = to_layer({name: value[start : start + size] for name, value in inputs.items()}, training=False)
             x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])  # channels last: one column per channel
             rows, total, squares = rows + len(x), total + x.sum(0), squares + (x * x).sum(0)
         mean = total / rows

@@ -283,11 +283,17 @@ def test_batch_norm_statistics_in_chunks_match_one_training_pass_over_all_sample
         layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
         layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
 
-    set_batch_norm_statistics(generator, seed=0, count=300, chunk=128)  # 128 + 128 + 44
-    for layer, (mean, variance) in zip(norms, expected):
-        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-6)
+    for chunk in (128, None):  # 128 + 128 + 44; then the default, one chunk for layers this small
+        set_batch_norm_statistics(generator, seed=0, count=300, chunk=chunk)
+        for layer, (mean, variance) in zip(norms, expected):
+            np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-6)
     assert not np.allclose(expected[1][1], 1.0)  # the statistics were really set, not left at their start
+    # New weights, new statistics: the sub-models kept from the last call read the generator's weights.
+    dense = next(layer for layer in generator.layers if isinstance(layer, keras.layers.Dense))
+    dense.kernel.assign(2 * dense.kernel)
+    set_batch_norm_statistics(generator, seed=0, count=300)
+    np.testing.assert_allclose(norms[0].moving_variance.numpy(), 4 * expected[0][1], rtol=1e-3, atol=1e-6)
 
 
 def test_batch_norm_statistics_of_an_unconditional_generator():
