@@ -14,9 +14,9 @@ Prints the step's floating-point operations (cgan/flops.py) and their rate again
 machine's matmul pace measured in the same run, images per second of the project's bare step (`train_step` under `fit`),
 of the whole training loop as `python cgan_mnist.py` runs it (per-step loss log,
 progress, and a sample grid, checkpoint and loss curve every --save-interval
-steps), of the classic loop, their ratios, the project's step in the other
-precision (float32 / mixed bfloat16, timed in the same rounds) and the process's
-peak resident memory.
+steps; not with --quick, whose few steps would time the dumps), of the classic
+loop, their ratios, the project's step in the other precision (float32 / mixed
+bfloat16, timed in the same rounds) and the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def peak_rss_mb() -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description="Images per second: project step vs the classic Keras loop.")
-    p.add_argument("--quick", action="store_true", help="a few steps on 1,024 images: checks that the benchmark runs")
+    p.add_argument("--quick", action="store_true",
+                   help="a few steps on 1,024 images: the step's pace here, not the whole loop's")
     p.add_argument("--steps", type=int, default=200, help="timed steps per method and round (default: 200)")
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default: 5)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -152,13 +153,12 @@ def main(argv=None) -> dict:
     images, labels = MNIST.load()
     if args.quick:
         images, labels = images[:1024], labels[:1024]
-        config = dataclasses.replace(config, save_interval=4)
-        warmup, steps, loop_steps, args.rounds = 4, 8, 8, 2
+        warmup, steps, args.rounds = 4, 8, 2
+        loop = None  # a few steps would time the dumps (every --save-interval steps), not the loop
     else:
         warmup, steps = 30, -(-args.steps // 10) * 10  # whole calls of 10 steps
         # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
-        loop_steps = max(steps, config.save_interval)
-    loop = training_rate(config, limit=len(images), warmup=warmup, steps=loop_steps)
+        loop = training_rate(config, limit=len(images), warmup=warmup, steps=max(steps, config.save_interval))
     # The ways alternate in rounds, so a slow spell of the machine hits all; each figure is the
     # median over rounds and each ratio the median of the rounds' ratios. The third way is the
     # project's step in the other precision: what --precision auto gains or would lose here.
@@ -193,13 +193,13 @@ def main(argv=None) -> dict:
         "project_gflop_per_s": round(step_flops * ours / b / 1e9, 1),
         "matmul_peak_gflop_per_s": round(peak, 1),
         "share_of_matmul_peak": round(step_flops * ours / b / 1e9 / peak, 3),
-        "training_loop_images_per_s": round(loop, 1),
-        "training_loop_ms_per_step": round(1000 * b / loop, 1),
+        "training_loop_images_per_s": loop and round(loop, 1),
+        "training_loop_ms_per_step": loop and round(1000 * b / loop, 1),
         "classic_images_per_s": round(classic, 1),
         "classic_ms_per_step": round(1000 * b / classic, 1),
         "speedup": round(speedup, 2),
         "rounds_images_per_s": [[round(v) for v in r] for r in rounds],
-        "training_loop_speedup": round(loop / classic, 2),
+        "training_loop_speedup": loop and round(loop / classic, 2),
         "other_precision": other,
         "other_precision_images_per_s": other_rate and round(other_rate, 1),
         "policy_speedup_over_other_precision": policy_gain and round(policy_gain, 2),
@@ -212,7 +212,8 @@ def main(argv=None) -> dict:
     else:
         print(f"batch {b}, widths G {config.g_width} / D {config.d_width}, extra 3x3 convs G {config.g_extra_convs} / "
               f"D {config.d_extra_convs}; step and classic: median of {args.rounds} "
-              f"alternating rounds of {steps} steps each; whole loop: {loop_steps} steps")
+              f"alternating rounds of {steps} steps each"
+              + ("" if loop is None else f"; whole loop: {max(steps, config.save_interval)} steps"))
         print(f"rounds, images/s (project step, classic, project step in {other}):",
               ", ".join("(" + ", ".join(f"{v:.0f}" for v in r) + ")" for r in rounds))
         print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  "
@@ -220,12 +221,14 @@ def main(argv=None) -> dict:
         print(f"a step is {result['step_gflop']} GFLOP (cgan/flops.py): {result['project_gflop_per_s']} GFLOP/s, "
               f"{100 * result['share_of_matmul_peak']:.0f}% of this machine's {policy.split('_')[-1]} matmul "
               f"({result['matmul_peak_gflop_per_s']} GFLOP/s, measured now)")
-        print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  "
-              f"({result['training_loop_ms_per_step']} ms/step)")
+        if loop is not None:
+            print(f"project training loop (all callbacks, dumps):       {loop:7.0f} images/s  "
+                  f"({result['training_loop_ms_per_step']} ms/step)")
         print(f"classic Keras (float32, predict + train_on_batch):  {classic:7.0f} images/s  "
               f"({result['classic_ms_per_step']} ms/step)")
-        print(f"speed-up over classic: step {result['speedup']}x, whole loop {result['training_loop_speedup']}x; "
-              f"classic loop trains both networks: {learned}")
+        print(f"speed-up over classic: step {result['speedup']}x" +
+              ("" if loop is None else f", whole loop {result['training_loop_speedup']}x") +
+              f"; classic loop trains both networks: {learned}")
         if other_rate is None:
             print(f"project step in {other}: not timed, this CPU has no bfloat16 instructions "
                   "(emulated, about 10x slower)")
@@ -235,8 +238,7 @@ def main(argv=None) -> dict:
                   f"{policy} is {result['policy_speedup_over_other_precision']}x as fast")
             print(f"--precision {args.precision} gave {config.precision}: "
                   f"{'the faster' if result['auto_picked_the_faster'] else 'NOT the faster'} of the two here")
-        # The quick loop dumps every 4 steps, so its pace is the dumps'; the full one times a real interval.
-        pace, which = ((result["project_ms_per_step"], "step's") if args.quick else
+        pace, which = ((result["project_ms_per_step"], "step's") if loop is None else
                        (result["training_loop_ms_per_step"], "whole loop's"))
         print(f"the default run's {config.train_steps:,} steps at the {which} pace: "
               f"{config.train_steps * pace / 60000:.1f} minutes of training here")
