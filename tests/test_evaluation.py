@@ -230,9 +230,10 @@ def test_the_judges_view_of_real_images_is_cached_exactly_and_rebuilt_when_stale
 
 
 @pytest.mark.slow
-def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path):
+def test_the_real_line_is_cached_under_what_it_depends_on(monkeypatch, tmp_path, mnist_small):
     monkeypatch.setenv("CGAN_CACHE_DIR", str(tmp_path))
-    judge = evaluation.Evaluator(judges.load_classifier(judges.DEFAULT_CLASSIFIER), second=False)
+    # the small set's 256 test digits: an empty cache computes their features, not 10,000's
+    judge = evaluation.Evaluator(judges.load_classifier(judges.DEFAULT_CLASSIFIER), data=mnist_small, second=False)
     first = evaluation.reference_scores(judge, per_digit=20)
     lines = list((tmp_path / "evaluation").glob("real-*.json"))
     assert len(lines) == 1
