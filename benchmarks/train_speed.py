@@ -154,11 +154,12 @@ def main(argv=None) -> dict:
     if args.quick:
         images, labels = images[:1024], labels[:1024]
         warmup, steps, args.rounds = 4, 8, 2
-        loop = None  # a few steps would time the dumps (every --save-interval steps), not the loop
+        loop_steps = loop = None  # a few steps would time the dumps (every --save-interval steps), not the loop
     else:
         warmup, steps = 30, -(-args.steps // 10) * 10  # whole calls of 10 steps
         # The whole loop is timed over one --save-interval, so that one dump of each kind is in it.
-        loop = training_rate(config, limit=len(images), warmup=warmup, steps=max(steps, config.save_interval))
+        loop_steps = max(steps, config.save_interval)
+        loop = training_rate(config, limit=len(images), warmup=warmup, steps=loop_steps)
     # The ways alternate in rounds, so a slow spell of the machine hits all; each figure is the
     # median over rounds and each ratio the median of the rounds' ratios. The third way is the
     # project's step in the other precision: what --precision auto gains or would lose here.
@@ -213,7 +214,7 @@ def main(argv=None) -> dict:
         print(f"batch {b}, widths G {config.g_width} / D {config.d_width}, extra 3x3 convs G {config.g_extra_convs} / "
               f"D {config.d_extra_convs}; step and classic: median of {args.rounds} "
               f"alternating rounds of {steps} steps each"
-              + ("" if loop is None else f"; whole loop: {max(steps, config.save_interval)} steps"))
+              + ("" if loop is None else f"; whole loop: {loop_steps} steps"))
         print(f"rounds, images/s (project step, classic, project step in {other}):",
               ", ".join("(" + ", ".join(f"{v:.0f}" for v in r) + ")" for r in rounds))
         print(f"project step ({policy}, train_step under fit):        {ours:7.0f} images/s  "
