@@ -47,23 +47,30 @@ SLIDERS = 8
 
 def model_files(generator_path) -> dict[str, bytes]:
     """`model.onnx` and `model.json` for the generator at `generator_path`; InputError if it is not one."""
+    from cgan.export import export_onnx
+    from cgan.morphs import soft_label_generator
+    from cgan.sampling import class_count, load_generator
+
+    generator = load_generator(generator_path)
+    page_model = generator if class_count(generator) is None else soft_label_generator(generator)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = export_onnx(page_model, Path(tmp) / "model.onnx").read_bytes()
+    return {"model.onnx": onnx, "model.json": json.dumps(model_meta(generator, Path(generator_path).name)).encode()}
+
+
+def model_meta(generator, name: str) -> dict:
+    """What the page reads of a generator beside its ONNX graph (`model.json`): classes, sizes, sliders."""
     from cgan import conditions
     from cgan.data import dataset_of
     from cgan.directions import latent_directions
-    from cgan.export import export_onnx
-    from cgan.morphs import soft_label_generator
-    from cgan.sampling import class_count, image_size, latent_dim, load_generator
+    from cgan.sampling import class_count, image_size, latent_dim
 
-    generator = load_generator(generator_path)
     classes = class_count(generator)
-    page_model = generator if classes is None else soft_label_generator(generator)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx = export_onnx(page_model, Path(tmp) / "model.onnx").read_bytes()
     height, width = image_size(generator)
     dataset = dataset_of(generator)
     names = list(dataset.class_names) if classes == dataset.num_classes else [str(c) for c in range(classes or 0)]
-    meta = {
-        "name": Path(generator_path).name, "conditional": classes is not None, "classes": names,
+    return {
+        "name": name, "conditional": classes is not None, "classes": names,
         "class_word": dataset.class_word, "title": dataset.title,
         "latent_dim": latent_dim(generator), "height": height, "width": width,
         "directions": latent_directions(generator, SLIDERS).to_json(),
@@ -72,7 +79,6 @@ def model_files(generator_path) -> dict[str, bytes]:
         "condition": conditions.kind_of(generator).name if conditions.kind_of(generator) else None,
         "attributes": conditions.describe(generator),
     }
-    return {"model.onnx": onnx, "model.json": json.dumps(meta).encode()}
 
 
 def site(generator_path) -> dict[str, bytes | Path]:
