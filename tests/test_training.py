@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,13 +75,25 @@ def test_training_refuses_less_data_than_a_batch(mnist_small, tmp_path):
         cgan_mnist.train(tiny_config(), out_dir=tmp_path / "b", data=mnist_small, limit=0)
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist_small):
+    """A finished tiny_config() run, trained once for the tests below; each works on its own copy."""
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    cgan_mnist.train(tiny_config(), out_dir=run_dir, data=mnist_small, verbose=False)
+    return run_dir
+
+
+def copy_of(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
 @pytest.mark.slow
-def test_new_run_refuses_a_folder_holding_a_run(mnist_small, tmp_path, capsys):
-    cgan_mnist.train(tiny_config(train_steps=3), out_dir=tmp_path, data=mnist_small, verbose=False)
-    before = (tmp_path / "cgan_mnist.h5").read_bytes()
-    code = cgan_mnist.main(["--out-dir", str(tmp_path), "--data", str(mnist_small), "--train-steps", "3"])
+def test_new_run_refuses_a_folder_holding_a_run(tiny_run, mnist_small, tmp_path, capsys):
+    run_dir = copy_of(tiny_run, tmp_path)
+    before = (run_dir / "cgan_mnist.h5").read_bytes()
+    code = cgan_mnist.main(["--out-dir", str(run_dir), "--data", str(mnist_small), "--train-steps", "3"])
     assert code == 1 and "--resume" in capsys.readouterr().err
-    assert (tmp_path / "cgan_mnist.h5").read_bytes() == before
+    assert (run_dir / "cgan_mnist.h5").read_bytes() == before
 
 
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
@@ -89,12 +102,11 @@ def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(mnist_small, tmp_path, capsys):
-    config = tiny_config()
-    whole = load_generator(cgan_mnist.train(config, out_dir=tmp_path / "whole", data=mnist_small, verbose=False))
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tiny_run, tmp_path, capsys):
+    whole = load_generator(tiny_run / "cgan_mnist.h5")
     killed = tmp_path / "killed"  # what a kill after run.json and before the first checkpoint leaves
     killed.mkdir()
-    run = json.loads((tmp_path / "whole" / RUN_FILE).read_text())
+    run = json.loads((tiny_run / RUN_FILE).read_text())
     (killed / RUN_FILE).write_text(json.dumps(run))
     assert cgan_mnist.main(["--resume", str(killed)]) == 0
     assert "has no checkpoint yet: training it from the start" in capsys.readouterr().out
@@ -210,12 +222,10 @@ def test_several_steps_per_call_still_log_and_guard_every_step(mnist_small, tmp_
 
 
 @pytest.mark.slow
-def test_a_resume_cleans_up_after_a_kill_and_refuses_a_second_process(mnist_small, tmp_path, capsys):
+def test_a_resume_cleans_up_after_a_kill_and_refuses_a_second_process(tiny_run, tmp_path, capsys):
     from cgan.files import folder_lock
 
-    config = tiny_config()
-    run_dir = tmp_path / "run"
-    cgan_mnist.train(config, out_dir=run_dir, data=mnist_small, verbose=False)
+    run_dir = copy_of(tiny_run, tmp_path)
     reference = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     # What a kill in the last writes leaves: temporaries, no final grid, no generator, a checkpoint ahead of the curve.
     (run_dir / "checkpoints" / ".step_000006.npz.abcd.tmp.npz").write_bytes(b"half a checkpoint")
