@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, TINY, assert_one_line_error, run_main
 
 import cgan_mnist
-from cgan import conditions, evaluation, losses, sample_command, shape
+from cgan import conditions, evaluation, sample_command, shape
 from cgan.data import MNIST
 from cgan.errors import UserError
 from cgan.sampling import generate, load_generator, save_generator
@@ -174,24 +174,3 @@ def test_a_shape_run_resumes_to_the_generator_an_uninterrupted_one_saves(trained
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(generate(resumed, [1, 7], seed=3, attributes={"slant": 0.3}),
                                   generate(whole, [1, 7], seed=3, attributes={"slant": 0.3}))
-
-
-def test_shape_spread_digit_weighs_the_head_errors_in_each_digits_own_spread():
-    from conftest import tiny_config
-
-    gan = cgan_mnist.make_gan(tiny_config(condition="shape", shape_spread="digit"))
-    rng = np.random.default_rng(0)
-    # class c's attributes spread c + 1 times as wide as class 0's
-    labels = np.repeat(np.arange(10), 600)
-    table = rng.normal(size=(len(labels), 4)) * (labels[:, None] + 1) + [2.5, 0.1, 14, 20]
-    conditions.set_statistics([gan.generator], {"label": labels, "shape": table}, seed=0)
-    layer = gan.generator.get_layer(conditions.LAYER)
-    weights = gan._attribute_weights(layer, np.array([0, 9, 9])).numpy()
-    _, sd, reference = conditions.statistics(gan.generator)
-    expected = (sd / reference.std(1)) ** 2
-    np.testing.assert_allclose(weights, expected[[0, 9, 9]], rtol=1e-4)
-    assert np.all(weights[0] > 10 * weights[1])  # a tenth of the spread: about a hundred times the weight
-    np.testing.assert_allclose(losses.attribute_loss(np.ones((3, 4)), np.zeros((3, 4)), weights).numpy(),
-                               weights.mean(), rtol=1e-5)
-    gan_all = cgan_mnist.make_gan(tiny_config(condition="shape"))
-    assert gan_all._attribute_weights(gan_all.generator.get_layer(conditions.LAYER), np.array([0])) is None
