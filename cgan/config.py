@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    shape_spread: str = _field("all", "the unit of the regression head's errors: all, each attribute's standard "
-                               "deviation over the whole data; digit, over the label's own images, so that an "
-                               "attribute that varies little within a digit (the 1s' height) weighs as much there as "
-                               "the control's aims count it", choices=("all", "digit"))
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "

@@ -239,22 +239,11 @@ class ConditionalGAN(keras.Model):
         if "attribute_predictions" not in real_heads:
             return d_loss, g_loss, figures
         scores, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
-        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]),
-                                       self._attribute_weights(scores, real_conditions["label"]))
-        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]),
-                                       self._attribute_weights(scores, fake_conditions["label"]))
+        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]))
+        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]))
         weight = self.config.shape_weight
         return (d_loss + weight * d_term, g_loss + weight * g_term,
                 {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})
-
-    def _attribute_weights(self, scores, labels):
-        """(b, k) weights of the head's squared errors for `labels`: None with --shape-spread all; with digit,
-        (SD over all data / SD over the label's reference rows) squared, the errors in the label's own spread."""
-        if self.config.shape_spread == "all":
-            return None
-        spread = tf.math.reduce_std(tf.convert_to_tensor(scores.reference), axis=1)  # (classes, k), in units
-        table = tf.square(tf.convert_to_tensor(scores.sd) / tf.maximum(spread, 1e-6))
-        return tf.gather(table, tf.reshape(tf.cast(labels, tf.int32), [-1]))
 
     def _with_mode_seeking(self, g_loss, fake, noise, figures):
         """G's loss with the mode-seeking term (for fakes drawn for `_paired` labels), and `figures` with its ratio."""
