@@ -197,7 +197,12 @@ def serve(generator_path=DEFAULT_GENERATOR, host: str = "127.0.0.1", port: int =
     """Serve the page for `generator_path` until Ctrl-C."""
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {port}")
-    server = make_server(site(generator_path), host, port)
+    server = make_server({}, host, port)  # the address first: a port in use is told at once, not after the export
+    try:
+        server.RequestHandlerClass.files = dict(site(generator_path))
+    except BaseException:
+        server.server_close()
+        raise
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     print(f"serving {Path(generator_path).name} at http://{shown}:{bound_port}/ (Ctrl-C to stop)", flush=True)
