@@ -87,8 +87,8 @@ def _statistics(images: np.ndarray) -> dict[str, np.ndarray]:
 def effects(generator: keras.Model, vectors: np.ndarray, *, samples: int = 50, step: float = 2.0,
             seed: int = 0) -> list[dict[str, float]]:
     """What each direction does to the pixels: each statistic's mean change, in its spread over samples
-    (`samples` of each class, or as many in all as ten classes would give when there are more: the
-    100 numbers of a pairs generator took 17 s with 50 of each)."""
+    (`samples` of each class, or as many in all as ten classes would give when there are more: a pairs
+    generator's 100 numbers would otherwise draw 5,000 images for each direction and sign)."""
     classes = class_count(generator)
     per_class = samples if (classes or 1) <= 10 else max(1, 10 * samples // classes)
     z = noise(generator, per_class * (classes or 1), seed)
