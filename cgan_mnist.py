@@ -100,7 +100,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         if continuous:
-            inputs[continuous.name], scores = continuous.input(num_classes, conditions.REFERENCE_ROWS, label)
+            inputs[continuous.name], scores = continuous.input(num_classes, conditions.REFERENCE_ROWS)
             y = layers.Concatenate(dtype=dtype)([y, layers.Dense(32, name="attribute_embedding", dtype=dtype)(scores)])
         x = layers.Concatenate(dtype=dtype)([noise, y])
 
@@ -184,7 +184,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([one_hot, per_class])])
         inputs["label"] = label
     if continuous:
-        inputs[continuous.name], scores = continuous.input(num_classes, 1, inputs.get("label"))
+        inputs[continuous.name], scores = continuous.input(num_classes, 1)
         per_attribute = layers.Dense(len(continuous.attributes), use_bias=False, name="attribute_projection",
                                      dtype=dtype)(h)
         logit = layers.Add(dtype=dtype)([logit, layers.Dot(axes=1, dtype=dtype)([scores, per_attribute])])

@@ -79,17 +79,14 @@ class Kind:
     flags: tuple[Flag, ...]
     measured: bool
     domain: tuple[float, float] | None = None
-    per_class: bool = False  # standard scores over the label's own images (--shape-scores digit)
 
-    def input(self, classes: int | None, rows: int, label=None):
+    def input(self, classes: int | None, rows: int):
         """(the Keras input this kind adds to a network, its attributes as standard scores): the `Attributes`
         layer between them keeps the data's statistics and `rows` real values per class."""
         from cgan.backend import keras
 
         measured = keras.Input((len(self.attributes),), name=self.name)
-        layer = Attributes(self.attributes, self.attributes.values(), classes, rows, per_class=self.per_class,
-                           name=LAYER)
-        return measured, layer(measured, label) if self.per_class else layer(measured)
+        return measured, Attributes(self.attributes, self.attributes.values(), classes, rows, name=LAYER)(measured)
 
 
 KINDS = {
@@ -107,8 +104,9 @@ _FLAGS = [flag for kind in KINDS.values() for flag in kind.flags]
 
 def kind_for(config) -> Kind | None:
     """The continuous condition a run of `config` adds to noise and label (None for the label alone)."""
-    kind = KINDS[colour.NAME] if config.dataset == colour.NAME else KINDS[SHAPE] if config.condition == SHAPE else None
-    return dataclasses.replace(kind, per_class=True) if kind and config.shape_scores == "digit" else kind
+    if config.dataset == colour.NAME:
+        return KINDS[colour.NAME]
+    return KINDS[SHAPE] if config.condition == SHAPE else None
 
 
 def kind_of(model) -> Kind | None:
@@ -384,10 +382,6 @@ def set_statistics(models, conditions: dict[str, np.ndarray], *, seed: int = 0) 
             rows = np.flatnonzero(labels == c)
             if len(rows):
                 reference[c] = table[rng.choice(rows, layer.rows, replace=len(rows) < layer.rows)]
-        if layer.per_class:  # a class without images takes the whole data's
-            own = [table[labels == c] if np.any(labels == c) else table for c in range(layer.classes)]
-            layer.class_mean.assign(np.stack([t.mean(0) for t in own]).astype(np.float32))
-            layer.class_sd.assign(np.maximum(np.stack([t.std(0) for t in own]), 1e-6).astype(np.float32))
         layer.mean.assign(mean.astype(np.float32))
         layer.sd.assign(sd.astype(np.float32))
         layer.reference.assign(reference)

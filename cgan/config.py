@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    shape_scores: str = _field("all", "with --condition shape or --dataset colour: the unit the attributes reach "
-                               "both networks (and the regression head) in: all, standard scores over the whole data; "
-                               "digit, over the label's own images (a 1's height, 0.23 px in SD, then moves by whole "
-                               "scores)", choices=("all", "digit"))
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "

@@ -239,10 +239,8 @@ class ConditionalGAN(keras.Model):
         if "attribute_predictions" not in real_heads:
             return d_loss, g_loss, figures
         scores, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
-        d_term = losses.attribute_loss(real_heads["attribute_predictions"],
-                                       scores(real_conditions[name], real_conditions["label"]))
-        g_term = losses.attribute_loss(fake_heads["attribute_predictions"],
-                                       scores(fake_conditions[name], fake_conditions["label"]))
+        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]))
+        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]))
         weight = self.config.shape_weight
         return (d_loss + weight * d_term, g_loss + weight * g_term,
                 {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})

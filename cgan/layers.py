@@ -98,34 +98,25 @@ class Attributes(keras.layers.Layer):
     (`cgan.conditions.set_statistics`), so they travel in checkpoints and saved models alike.
     """
 
-    def __init__(self, names, units, classes: int, rows: int, per_class: bool = False, **kwargs):
+    def __init__(self, names, units, classes: int, rows: int, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})  # a standard score in bfloat16 would lose the fine steps
         self.names, self.units = tuple(names), tuple(units)
-        self.classes, self.rows, self.per_class = int(classes), int(rows), bool(per_class)
+        self.classes, self.rows = int(classes), int(rows)
         k = len(self.names)
         self.mean = self.add_weight(shape=(k,), initializer="zeros", trainable=False, name="mean")
         self.sd = self.add_weight(shape=(k,), initializer="ones", trainable=False, name="sd")
         self.reference = self.add_weight(shape=(self.classes, self.rows, k), initializer="zeros", trainable=False,
                                          name="reference")
-        if self.per_class:  # scores within the label's own images: (classes, k) each
-            self.class_mean = self.add_weight(shape=(self.classes, k), initializer="zeros", trainable=False,
-                                              name="class_mean")
-            self.class_sd = self.add_weight(shape=(self.classes, k), initializer="ones", trainable=False,
-                                            name="class_sd")
 
-    def call(self, x, label=None):
-        x = ops.cast(x, "float32")
-        if not self.per_class:
-            return (x - self.mean) / self.sd
-        rows = ops.reshape(ops.cast(label, "int32"), (-1,))
-        return (x - ops.take(self.class_mean, rows, axis=0)) / ops.take(self.class_sd, rows, axis=0)
+    def call(self, x):
+        return (ops.cast(x, "float32") - self.mean) / self.sd
 
     def compute_output_shape(self, shape):
         return shape
 
     def get_config(self):
         return {**super().get_config(), "names": list(self.names), "units": list(self.units),
-                "classes": self.classes, "rows": self.rows, "per_class": self.per_class}
+                "classes": self.classes, "rows": self.rows}
 
 
 @keras.saving.register_keras_serializable(package="cgan")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY, assert_one_line_error, run_main, tiny_config
+from conftest import ROOT, TINY, assert_one_line_error, run_main
 
 import cgan_mnist
 from cgan import conditions, evaluation, sample_command, shape
@@ -174,23 +174,3 @@ def test_a_shape_run_resumes_to_the_generator_an_uninterrupted_one_saves(trained
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(generate(resumed, [1, 7], seed=3, attributes={"slant": 0.3}),
                                   generate(whole, [1, 7], seed=3, attributes={"slant": 0.3}))
-
-
-def test_shape_scores_digit_standardises_within_the_label_and_is_saved(tmp_path):
-    kind = conditions.kind_for(tiny_config(condition="shape", shape_scores="digit"))
-    assert kind.per_class and kind.name == "shape" and not conditions.kind_for(tiny_config(condition="shape")).per_class
-    generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"], continuous=kind)
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(10), 300)
-    table = rng.normal(size=(len(labels), 4)) * (labels[:, None] + 1) + [2.5, 0.1, 14, 20] + labels[:, None]
-    conditions.set_statistics([generator], {"label": labels, "shape": table}, seed=0)
-    layer = generator.get_layer(conditions.LAYER)
-    asked = np.array([[3.5, 1.1, 15, 21], [3.5, 1.1, 15, 21]], np.float32)
-    scores = np.asarray(layer(asked, np.array([[1], [9]])))
-    for row, c in enumerate((1, 9)):
-        own = table[labels == c]
-        np.testing.assert_allclose(scores[row], (asked[row] - own.mean(0)) / own.std(0), rtol=1e-4)
-    loaded = load_generator(save_generator(generator, tmp_path / "digit_scores.h5"))
-    assert loaded.get_layer(conditions.LAYER).per_class
-    assert np.array_equal(generate(loaded, [1, 9], seed=2, attributes={"height": 21.0}),
-                          generate(generator, [1, 9], seed=2, attributes={"height": 21.0}))
