@@ -9,7 +9,10 @@ never import it (training gets the network builders passed down):
 - `sample_command`: the script's sampling command (what its flags ask for, the files it writes);
 - `layers`: the project's own layers a saved generator may hold (the `--number-code` draw);
 - `images`: grids, PNG, GIF and npz files;
-- `morphs`: label morphs and latent walks;
+- `morphs`, `directions`: label morphs, latent walks and sweeps; the page's latent sliders;
+- `conditions`, `colour`, `folders`: what a generator takes beside its noise (its inputs, how they are read
+  from data and filled in), painting digits and reading colours back, your own folders of images;
+- `export`, `web_app`, `playground`: ONNX, the page's server and export, the notebook's widgets;
 - `losses`, `gan`, `training`: the losses, the `keras.Model` that trains, run folders;
 - `distribute`: `--distribute` on several devices or the workers of TF_CONFIG;
 - `checkpoints`, `training_log`: resuming and stopping cleanly, the per-step record;
