@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import os
 import shutil
 import signal
@@ -18,19 +19,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# --precision auto's timings and the judges' features are remembered per test session (shared by
-# pytest-xdist's workers of one run), not in the user's own cache.
-_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-if _RUN:
-    os.environ["CGAN_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"cgan_test_cache_{_RUN}")
-    os.makedirs(os.environ["CGAN_CACHE_DIR"], exist_ok=True)
+# One folder per test run, made by its first process (pytest-xdist's controller, or the only one) and
+# inherited by its workers and their subprocesses; removed when that process ends. It holds the lock of
+# `timed` tests and the cache of --precision auto's timings and the judges' features, shared by the
+# run's processes and kept out of the user's own cache.
+if "CGAN_TEST_RUN_DIR" not in os.environ:
+    os.environ["CGAN_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="cgan_tests_")
+    _MADE_HERE = os.environ["CGAN_TEST_RUN_DIR"]
 else:
-    os.environ["CGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cgan_test_cache_")
+    _MADE_HERE = None
+RUN_DIR = Path(os.environ["CGAN_TEST_RUN_DIR"])
+os.environ["CGAN_CACHE_DIR"] = str(RUN_DIR / "cache")
+# TensorFlow loads in the processes that run tests, not in pytest-xdist's controller: the workers start
+# about 4 s sooner. Fixtures and helpers below import it where they need it.
+UNDER_XDIST = "PYTEST_XDIST_WORKER" in os.environ
 
-import cgan_mnist  # noqa: E402
-from cgan.backend import keras  # noqa: E402
 from cgan.config import Config  # noqa: E402
-from cgan.sampling import save_generator  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if _MADE_HERE:
+        shutil.rmtree(_MADE_HERE, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -41,9 +50,9 @@ def pytest_runtest_protocol(item, nextitem):
     a timed test takes the lock exclusively, so it waits for the other worker's test to end
     and holds the next one back until it is done.
     """
-    if not _RUN:
+    if not UNDER_XDIST:
         return (yield)
-    with open(os.path.join(tempfile.gettempdir(), f"cgan_tests_{_RUN}.lock"), "a") as lock:
+    with open(RUN_DIR / "timed.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("timed") else fcntl.LOCK_SH)
         return (yield)
 
@@ -80,6 +89,8 @@ def tiny_config(**overrides) -> Config:
 
 def run_main(argv) -> int:
     """`cgan_mnist.main(argv)`, with argparse's own exit for malformed flags returned as its code."""
+    import cgan_mnist
+
     try:
         return cgan_mnist.main(argv)
     except SystemExit as exc:
@@ -102,34 +113,42 @@ def assert_one_line_error(code, capsys, message) -> str:
     return err
 
 
-class AtStep(keras.callbacks.Callback):
-    """Does `act(model)` once, when training has run `step` steps."""
+@functools.cache
+def _callbacks() -> dict[str, type]:
+    """Keras callbacks that act at a given step; made at first use, so that importing this file loads no Keras."""
+    from cgan.backend import keras
 
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
+    class AtStep(keras.callbacks.Callback):
+        """Does `act(model)` once, when training has run `step` steps."""
 
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
-            self.act(self.model)
+        def __init__(self, step):
+            super().__init__()
+            self.step = step
 
-    def act(self, model):
-        raise NotImplementedError
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.g_optimizer.iterations.numpy()) == self.step:
+                self.act(self.model)
+
+    class StopAt(AtStep):
+        """Sends this process SIGINT at `step`, as Ctrl-C would."""
+
+        def act(self, model):
+            signal.raise_signal(signal.SIGINT)
+
+    class PoisonWeights(AtStep):
+        """Writes NaN into a discriminator weight after `step`, so the next step's loss is NaN."""
+
+        def act(self, model):
+            w = model.discriminator.trainable_weights[0]
+            w.assign(np.full(w.shape, np.nan, "float32"))
+
+    return {"StopAt": StopAt, "PoisonWeights": PoisonWeights}
 
 
-class StopAt(AtStep):
-    """Sends this process SIGINT at `step`, as Ctrl-C would."""
-
-    def act(self, model):
-        signal.raise_signal(signal.SIGINT)
-
-
-class PoisonWeights(AtStep):
-    """Writes NaN into a discriminator weight after `step`, so the next step's loss is NaN."""
-
-    def act(self, model):
-        w = model.discriminator.trainable_weights[0]
-        w.assign(np.full(w.shape, np.nan, "float32"))
+def __getattr__(name):  # `from conftest import StopAt`
+    if name in ("StopAt", "PoisonWeights"):
+        return _callbacks()[name]
+    raise AttributeError(name)
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +165,9 @@ def mnist_small(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_generator_file(tmp_path_factory) -> Path:
     """An untrained tiny generator saved as .h5, as training would save it."""
+    import cgan_mnist
+    from cgan.sampling import save_generator
+
     generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"])
     return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny.h5")
 
@@ -153,6 +175,9 @@ def tiny_generator_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_unconditional_generator_file(tmp_path_factory) -> Path:
     """An untrained tiny generator without labels, saved as .h5."""
+    import cgan_mnist
+    from cgan.sampling import save_generator
+
     generator = cgan_mnist.build_generator(latent_dim=TINY["latent_dim"], width=TINY["g_width"], num_classes=None)
     return save_generator(generator, tmp_path_factory.mktemp("models") / "tiny_unconditional.h5")
 
@@ -160,5 +185,8 @@ def tiny_unconditional_generator_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_discriminator_file(tmp_path_factory) -> Path:
     """A discriminator saved as .h5: loadable, but not a generator."""
+    import cgan_mnist
+    from cgan.sampling import save_generator
+
     discriminator = cgan_mnist.build_discriminator(width=TINY["d_width"])
     return save_generator(discriminator, tmp_path_factory.mktemp("models") / "discriminator.h5")
