@@ -157,6 +157,7 @@ def test_the_control_section_reads_what_a_generator_draws(trained_shape_model, m
     assert max(control.real_error_sds) < min(np.mean(errors) for errors in control.error_sds)
     text = evaluation.format_control(control)
     assert text.count("\n") == 2 + len(shape.CONDITIONED) and "thickness" in text
+    assert control.ends_per_cell == 12 and "3 samples of each digit and value (12 at each end" in text
 
 
 def test_a_shape_run_resumes_to_the_generator_an_uninterrupted_one_saves(trained_shape_model, tmp_path):
