@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import fcntl
 import functools
@@ -20,14 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One folder per test run, made by its first process (pytest-xdist's controller, or the only one) and
-# inherited by its workers and their subprocesses; removed when that process ends. It holds the lock of
+# inherited by its workers and their subprocesses; removed when that process exits. It holds the lock of
 # `timed` tests and the cache of --precision auto's timings and the judges' features, shared by the
 # run's processes and kept out of the user's own cache.
 if "CGAN_TEST_RUN_DIR" not in os.environ:
     os.environ["CGAN_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="cgan_tests_")
-    _MADE_HERE = os.environ["CGAN_TEST_RUN_DIR"]
-else:
-    _MADE_HERE = None
+    atexit.register(shutil.rmtree, os.environ["CGAN_TEST_RUN_DIR"], ignore_errors=True)
 RUN_DIR = Path(os.environ["CGAN_TEST_RUN_DIR"])
 os.environ["CGAN_CACHE_DIR"] = str(RUN_DIR / "cache")
 # TensorFlow loads in the processes that run tests, not in pytest-xdist's controller: the workers start
@@ -35,11 +34,6 @@ os.environ["CGAN_CACHE_DIR"] = str(RUN_DIR / "cache")
 UNDER_XDIST = "PYTEST_XDIST_WORKER" in os.environ
 
 from cgan.config import Config  # noqa: E402
-
-
-def pytest_unconfigure(config):
-    if _MADE_HERE:
-        shutil.rmtree(_MADE_HERE, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)
