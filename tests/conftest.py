@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import fcntl
-import functools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -105,44 +103,6 @@ def assert_one_line_error(code, capsys, message) -> str:
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
     return err
-
-
-@functools.cache
-def _callbacks() -> dict[str, type]:
-    """Keras callbacks that act at a given step; made at first use, so that importing this file loads no Keras."""
-    from cgan.backend import keras
-
-    class AtStep(keras.callbacks.Callback):
-        """Does `act(model)` once, when training has run `step` steps."""
-
-        def __init__(self, step):
-            super().__init__()
-            self.step = step
-
-        def on_train_batch_end(self, batch, logs=None):
-            if int(self.model.g_optimizer.iterations.numpy()) == self.step:
-                self.act(self.model)
-
-    class StopAt(AtStep):
-        """Sends this process SIGINT at `step`, as Ctrl-C would."""
-
-        def act(self, model):
-            signal.raise_signal(signal.SIGINT)
-
-    class PoisonWeights(AtStep):
-        """Writes NaN into a discriminator weight after `step`, so the next step's loss is NaN."""
-
-        def act(self, model):
-            w = model.discriminator.trainable_weights[0]
-            w.assign(np.full(w.shape, np.nan, "float32"))
-
-    return {"StopAt": StopAt, "PoisonWeights": PoisonWeights}
-
-
-def __getattr__(name):  # `from conftest import StopAt`
-    if name in ("StopAt", "PoisonWeights"):
-        return _callbacks()[name]
-    raise AttributeError(name)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FASHION_DIR, ROOT, TINY, StopAt, assert_one_line_error, needs_fashion, run_main, tiny_config
+from conftest import FASHION_DIR, ROOT, TINY, assert_one_line_error, needs_fashion, run_main, tiny_config
+from step_callbacks import StopAt
 
 import cgan_mnist
 from cgan.data import FASHION, MNIST, PAIRS_BELOW50, PAIRS_NUMBER, dataset_named, dataset_of

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY, StopAt, assert_one_line_error, run_main, tiny_config
+from conftest import TINY, assert_one_line_error, run_main, tiny_config
+from step_callbacks import StopAt
 
 import cgan_mnist
 from cgan import morphs

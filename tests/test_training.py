@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, PoisonWeights, StopAt, tiny_config
+from conftest import ROOT, tiny_config
+from step_callbacks import PoisonWeights, StopAt
 
 import cgan_mnist
 from cgan import checkpoints
