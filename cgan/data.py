@@ -30,11 +30,6 @@ def to_model_range(pixels):
     return (pixels - _HALF_RANGE) / _HALF_RANGE
 
 
-def from_model_range(images):
-    """[-1, 1] -> float pixels 0-255, unrounded; NumPy arrays and TensorFlow tensors alike."""
-    return images * _HALF_RANGE + _HALF_RANGE
-
-
 def preprocess(images: np.ndarray) -> np.ndarray:
     """uint8 pixels 0-255, shape (n, h, w) or (n, h, w, 3) -> float32 in [-1, 1], shape (n, h, w, 1) or (n, h, w, 3)."""
     images = np.asarray(images, dtype=np.float32)
@@ -47,7 +42,7 @@ def postprocess(images) -> np.ndarray:
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    return np.clip(np.rint(from_model_range(images)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(images * _HALF_RANGE + _HALF_RANGE), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def measure(images: np.ndarray, *, workers: int | None = None) -> np.ndarray:
 
 
 TRACED = ("slant", "width", "height")  # what `traced` measures: the moments and extents (not the medial axis)
-SOFTNESS = 0.1  # the smooth twin's sigmoid width, as a share of the range (softer: its gradients reach further)
+SOFTNESS = 0.1  # the smooth twin's sigmoid width, as a share of the upsampled image's range (softer: gradients reach further)
 
 
 def zoom_matrix(size: int, scale: int = SCALE) -> np.ndarray:
@@ -152,8 +152,7 @@ def zoom_matrix(size: int, scale: int = SCALE) -> np.ndarray:
 
 
 def traced(images, names=TRACED, *, softness: float = SOFTNESS):
-    """The `names` (of TRACED) of images (b, h, w, 1) in [-1, 1] as a tensor (b, k) (float32; float64 for float64
-    images): what a training step can measure of its fakes.
+    """The `names` (of TRACED) of images (b, h, w, 1) as a tensor (b, k) (float32; float64 for float64 images).
 
     Each value is what `measure` gives (up to float32 rounding; a blank image gets 0), and its
     gradient that of a smooth twin (a straight-through estimate). The twin works on the image
@@ -163,11 +162,9 @@ def traced(images, names=TRACED, *, softness: float = SOFTNESS):
     x of its pixels, and of the y of its rows, each held back by how far it is from being foreground.
     """
     from cgan.backend import tf
-    from cgan.data import from_model_range
 
     dtype = tf.float64 if images.dtype == tf.float64 else tf.float32  # float32, but float64 in a float64 run
-    # 0-255, as `measure` reads them: the zoom pads the image with 0, which must be its background
-    images = from_model_range(tf.cast(images[..., 0], dtype))
+    images = tf.cast(images[..., 0], dtype)
     size = images.shape[-1]
     zoom = tf.constant(zoom_matrix(size), dtype)
     up = tf.matmul(tf.matmul(zoom, images), zoom, transpose_b=True)  # (b, 4h, 4w), binarise's upsampling

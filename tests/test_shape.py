@@ -7,7 +7,6 @@ import pytest
 from conftest import ROOT
 
 from cgan import evaluation, shape
-from cgan.data import MNIST, postprocess, preprocess
 from cgan.sampling import generate, load_generator
 
 
@@ -56,39 +55,6 @@ def test_a_blank_image_has_no_shape_and_the_batch_map_keeps_the_order():
     np.testing.assert_array_equal(table[:5], np.stack([shape.measure_one(image) for image in images[:5]]))
     np.testing.assert_array_equal(table[595:600], table[:5])
     assert np.isnan(table[-1]).all()
-
-
-def test_traced_measures_are_the_measures_and_a_blank_image_gets_zero(mnist_small):
-    from cgan.backend import tf
-
-    images = np.concatenate([MNIST.load(mnist_small)[0][:200], np.zeros((1, 28, 28), np.uint8)])
-    got = shape.traced(tf.constant(preprocess(images)), shape.TRACED).numpy()
-    expected = shape.measure(images)[:, [shape.ATTRIBUTES.index(name) for name in shape.TRACED]]
-    # the same rows of the same upsampled image, to float32 rounding (a width of a tenth of a pixel is 0.1)
-    np.testing.assert_allclose(got[:-1], expected[:-1], atol=1e-3)
-    assert (got[-1] == 0).all()
-
-
-@pytest.mark.parametrize("name, delta", [("height", -1.0), ("height", 1.0), ("width", -1.0), ("width", 1.0),
-                                         ("slant", 0.1)])
-def test_traced_gradients_move_the_measure_as_asked(mnist_small, name, delta):
-    """Pixels moved along the smooth twin's gradient make the digit (measured by `measure`, as uint8) go the asked
-    way by at least a third of the way."""
-    from cgan.backend import keras, tf
-
-    images, labels = MNIST.load(mnist_small)
-    start = images[labels == 7][:16]
-    pixels = tf.Variable(preprocess(start))
-    column = shape.ATTRIBUTES.index(name)
-    asked = shape.measure(start)[:, column] + delta
-    optimizer = keras.optimizers.Adam(0.02)
-    for _ in range(40):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(shape.traced(pixels, (name,))[:, 0] - asked))
-        optimizer.apply_gradients([(tape.gradient(loss, pixels), pixels)])
-        pixels.assign(tf.clip_by_value(pixels, -1, 1))
-    moved = shape.measure(postprocess(pixels.numpy()))[:, column] - (asked - delta)
-    assert moved.mean() / delta > 1 / 3, f"{name} moved {moved.mean():+.3f} for {delta:+}"
 
 
 def test_real_digits_measure_as_the_paper_reports():
