@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    measure_weight: float = _field(0.0, "with --condition shape: weight of a term that measures G's fakes' slant, "
-                                   "width and height as the shape section does (the exact figures, with the gradients "
-                                   "of a smooth twin) and pushes them towards those asked, in standard deviations of "
-                                   "each digit's real values (a Huber loss); 0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
@@ -209,10 +205,6 @@ class Config:
                                 "D on numbers itself")
         if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
             raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
-        if not (math.isfinite(self.measure_weight) and 0 <= self.measure_weight <= 100):
-            raise UserError(f"--measure-weight must be between 0 and 100, got {self.measure_weight}")
-        if self.measure_weight and self.condition != "shape":
-            raise UserError("--measure-weight measures the shape asked for: it needs --condition shape")
         if self.dataset == "colour" and self.unconditional:
             raise UserError("--dataset colour conditions on the digit and its colours: it does not go with "
                             "--unconditional")

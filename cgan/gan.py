@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cgan import augment, conditions, distribute, losses, shape
+from cgan import augment, conditions, distribute, losses
 from cgan.backend import keras, tf
 from cgan.config import Config, compute_policy, data_of, output_dtype
 from cgan.layers import drawn_numbers
@@ -149,15 +149,7 @@ class ConditionalGAN(keras.Model):
                 + ((losses.TWIN_FIGURE,) if self.config.twin_classifier else ())
                 + (("mode_ratio",) if self.config.mode_seeking else ())
                 + (("r1_penalty",) if self.config.r1_weight else ())
-                + ((FEATURE_GAP,) if self.config.feature_matching else ())
-                + ((losses.MEASURE_FIGURE,) if self._measured else ()))
-
-    @property
-    def _measured(self) -> tuple[str, ...]:
-        """The attributes --measure-weight measures on the fakes (`shape.TRACED` of those G takes); () without."""
-        if not self.config.measure_weight:
-            return ()
-        return tuple(name for name in conditions.names(self.generator) if name in shape.TRACED)
+                + ((FEATURE_GAP,) if self.config.feature_matching else ()))
 
     @property
     def metrics(self):
@@ -253,21 +245,6 @@ class ConditionalGAN(keras.Model):
         return (d_loss + weight * d_term, g_loss + weight * g_term,
                 {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})
 
-    def _with_measures(self, g_loss, fake, fake_conditions, figures):
-        """G's loss with the measured-shape term (if --measure-weight): the fakes' `_measured` attributes, measured
-        as the shape section measures them, against those asked, in SDs of each digit's real values."""
-        if not self._measured:
-            return g_loss, figures
-        names = conditions.names(self.generator)
-        columns = [names.index(name) for name in self._measured]
-        reference = tf.gather(self.generator.get_layer(conditions.LAYER).reference, columns, axis=-1)
-        spread = tf.math.reduce_std(tf.cast(reference, tf.float32), axis=1)  # (classes, k)
-        labels = tf.cast(tf.reshape(fake_conditions["label"], [-1]), tf.int32)
-        asked = tf.gather(fake_conditions[conditions.SHAPE], columns, axis=-1)
-        term = losses.measure_loss(shape.traced(fake, self._measured), asked,
-                                   tf.maximum(tf.gather(spread, labels), 1e-3))
-        return g_loss + self.config.measure_weight * term, {**figures, losses.MEASURE_FIGURE: term}
-
     def _with_mode_seeking(self, g_loss, fake, noise, figures):
         """G's loss with the mode-seeking term (for fakes drawn for `_paired` labels), and `figures` with its ratio."""
         if not self.config.mode_seeking:
@@ -340,7 +317,7 @@ class ConditionalGAN(keras.Model):
         if context is None or context.num_replicas_in_sync == 1:
             return figures
         summed = ("d_loss", "g_loss", "gradient_penalty", "r1_penalty", *losses.CLASS_FIGURES, losses.TWIN_FIGURE,
-                  *losses.ATTRIBUTE_FIGURES, losses.MEASURE_FIGURE, FEATURE_GAP)
+                  *losses.ATTRIBUTE_FIGURES, FEATURE_GAP)
         return {name: context.all_reduce("SUM" if name in summed else "MEAN", value)
                 for name, value in figures.items()}
 
@@ -377,7 +354,6 @@ class ConditionalGAN(keras.Model):
             d_loss, g_loss, figures = self._with_attributes(d_loss, g_loss, real_heads, real_conditions, fake_heads,
                                                             fake_conditions, figures)
             g_loss, figures = self._with_mode_seeking(g_loss, fake, noise, figures)
-            g_loss, figures = self._with_measures(g_loss, fake, fake_conditions, figures)
             g_loss, figures = self._with_feature_matching(g_loss, real_heads, real_conditions["label"], fake_heads,
                                                           fake_conditions["label"], figures)
             d_loss, figures = self._with_r1(d_loss, real, real_conditions, figures, draw=2)
@@ -418,7 +394,6 @@ class ConditionalGAN(keras.Model):
             _, g_loss, class_figures = self._with_attributes(0.0, g_loss, real_heads, y, g_heads, fake_conditions,
                                                              class_figures)
             g_loss, class_figures = self._with_mode_seeking(g_loss, fake, noise, class_figures)
-            g_loss, class_figures = self._with_measures(g_loss, fake, fake_conditions, class_figures)
             # the real images' features from D's last update (constants to G)
             g_loss, class_figures = self._with_feature_matching(g_loss, real_heads, y["label"], g_heads,
                                                                 fake_conditions["label"], class_figures)

@@ -118,15 +118,7 @@ def attribute_loss(predicted, asked):
     return replica_mean(tf.reduce_mean(tf.square(wide(predicted) - tf.cast(asked, wide(predicted).dtype)), axis=-1))
 
 
-def measure_loss(measured, asked, spread):
-    """Huber loss (quadratic within one spread, linear beyond) of measured attributes (b, k) against those asked,
-    in units of `spread` (b, k): each digit's real standard deviation."""
-    error = (wide(measured) - tf.cast(asked, wide(measured).dtype)) / tf.cast(spread, wide(measured).dtype)
-    return replica_mean(tf.reduce_mean(tf.where(tf.abs(error) < 1, 0.5 * error**2, tf.abs(error) - 0.5), axis=-1))
-
-
 ATTRIBUTE_FIGURES = ("d_shape_loss", "g_shape_loss")
-MEASURE_FIGURE = "g_measure_loss"  # with --measure-weight
 CLASS_FIGURES = ("d_class_loss", "g_class_loss")
 # And with the twin classifier (--twin-classifier), its loss on the fakes, before the factor.
 TWIN_FIGURE = "twin_class_loss"
