@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    shape_mix: float = _field(0.0, "with --condition shape: share of the fakes drawn for a real digit's attributes "
-                              "with one of them, at random, taken from another digit of the batch of the same class, "
-                              "so that G learns to move one attribute while the others hold (against side effects); "
-                              "0: none")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
@@ -209,10 +205,6 @@ class Config:
                                 "D on numbers itself")
         if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
             raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
-        if not 0 <= self.shape_mix <= 1:
-            raise UserError(f"--shape-mix is a share of the fakes, in [0, 1], got {self.shape_mix}")
-        if self.shape_mix and self.condition != "shape":
-            raise UserError("--shape-mix mixes the shapes asked for: it needs --condition shape")
         if self.dataset == "colour" and self.unconditional:
             raise UserError("--dataset colour conditions on the digit and its colours: it does not go with "
                             "--unconditional")

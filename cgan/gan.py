@@ -44,11 +44,9 @@ class Networks:
 
 # Under a distribution strategy, each draw of random numbers in a step has its own number below
 # DRAWS_PER_STEP (see `ConditionalGAN._random`): the noise and penalty draws from 0 (at most 2
-# --critic-steps + 1 of them), the D calls' --augment shifts from AUGMENT_DRAWS (4 a D update), --shape-mix's
-# at SHAPE_MIX_DRAW.
+# --critic-steps + 1 of them), the D calls' --augment shifts from AUGMENT_DRAWS (4 a D update).
 DRAWS_PER_STEP = 1024
 AUGMENT_DRAWS = 512
-SHAPE_MIX_DRAW = 500  # --shape-mix's draw
 
 FEATURE_GAP = "feature_gap"  # the figure of the feature matching term
 
@@ -254,22 +252,6 @@ class ConditionalGAN(keras.Model):
         loss, ratio = losses.mode_seeking(fake, noise)
         return g_loss + self.config.mode_seeking * loss, {**figures, "mode_ratio": ratio}
 
-    def _mixed(self, asked):
-        """`asked` with --shape-mix P: each row's shape, with probability P, has one attribute (at random) taken
-        from another row of the same class."""
-        if not self.config.shape_mix or conditions.SHAPE not in asked:
-            return asked
-        shapes, labels = asked[conditions.SHAPE], tf.reshape(tf.cast(asked["label"], tf.float32), [-1])
-        batch, k = tf.shape(shapes)[0], shapes.shape[-1]
-        uniform = self._random(keras.random.uniform, tf.random.stateless_uniform, (batch, 3), SHAPE_MIX_DRAW)
-        # Sorted by class twice, each time in a random order within the class: the i-th rows of the two orders
-        # are of one class, so each row gets a partner of its own class.
-        first, second = tf.argsort(labels + uniform[:, 0]), tf.argsort(labels + uniform[:, 1])
-        partner = tf.scatter_nd(first[:, None], second, [batch])
-        column = tf.cast(uniform[:, 2] * k / self.config.shape_mix, tf.int32)  # below k with probability P
-        taken = tf.one_hot(column, k, dtype=shapes.dtype)  # (b, k); a row of zeros where column >= k
-        return {**asked, conditions.SHAPE: shapes * (1 - taken) + tf.gather(shapes, partner) * taken}
-
     def _noise(self, batch, draw: int = 0):
         """Noise for `batch` fakes; `draw` numbers the draws of a step (see `_random`)."""
         return self._random(keras.random.normal, tf.random.stateless_normal, (batch, self.config.latent_dim), draw)
@@ -305,7 +287,7 @@ class ConditionalGAN(keras.Model):
             asked = data_of(self.config).label(numbers // 10, numbers % 10)
             if not self.config.number_code:
                 labels = asked
-        real_conditions, asked = {**given, "label": labels}, self._mixed({**given, "label": asked})
+        real_conditions, asked = {**given, "label": labels}, {**given, "label": asked}
         if self.config.critic_steps == 1 and not self.loss.critic:
             figures = self._joint_step(real, real_conditions, targets, asked)
         else:

@@ -23,8 +23,7 @@ VARIANTS = {
         "loss": "wgan-gp", "critic_steps": 3, "aux_weight": 1.0, "minibatch_std": 2, "augment": 0.5,
         "feature_matching": 1.0},
     "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
-    "shape-aux-classifier-mode-seeking-mix": {"condition": "shape", "aux_weight": 1.0, "mode_seeking": 1.0,
-                                              "shape_mix": 0.5},
+    "shape-aux-classifier-mode-seeking": {"condition": "shape", "aux_weight": 1.0, "mode_seeking": 1.0},
     "shape-two-d-steps-mode-seeking-twin-classifier-r1-minibatch-std": {
         "condition": "shape", "critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5, "twin_classifier": True,
         "r1_weight": 1.0, "minibatch_std": 4},
@@ -186,24 +185,6 @@ def test_the_weight_average_follows_its_warm_up_until_its_decay_binds(warmup, de
     # Each averaged weight moves from 0 towards 1 by 1 - decay at this step: (1 + s) / (W + s), or the decay.
     for w in gan.ema_generator.trainable_weights:
         np.testing.assert_allclose(w.numpy(), 1 - expected, rtol=1e-5)
-
-
-@pytest.mark.parametrize("share", [1.0, 0.5])
-def test_shape_mix_takes_one_attribute_from_a_digit_of_the_same_class(share):
-    gan = cgan_mnist.make_gan(tiny_config(condition="shape", shape_mix=share))
-    labels = np.repeat(np.arange(4), 64)[:, None].astype("int32")
-    shapes = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")  # every value its own
-    mixed = gan._mixed({"label": labels, conditions.SHAPE: shapes})
-    assert set(mixed) == {"label", conditions.SHAPE} and np.array_equal(mixed["label"], labels)
-    mixed = mixed[conditions.SHAPE].numpy()
-    changed = mixed != shapes
-    assert changed.sum(axis=1).max() <= 1  # one attribute at most
-    rows, columns = np.nonzero(changed)
-    assert abs(len(rows) / len(shapes) - share) < 0.12  # (a partner may be the row itself: rarely)
-    assert len(set(columns)) == 4  # any of the attributes
-    for row, column in zip(rows, columns):
-        source = np.flatnonzero(shapes[:, column] == mixed[row, column])
-        assert len(source) == 1 and labels[source[0], 0] == labels[row, 0]  # from a digit of the same class
 
 
 def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
