@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    shape_per_digit: bool = _field(False, "with --condition shape: the regression head's errors weighed in each "
-                                   "digit's own spread of each attribute, as the shape section's aims count them "
-                                   "(weights normalised to a mean of 1 per attribute), instead of in the spread over "
-                                   "all digits")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
@@ -209,9 +205,6 @@ class Config:
                                 "D on numbers itself")
         if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
             raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
-        if self.shape_per_digit and (self.condition != "shape" or not self.shape_weight):
-            raise UserError("--shape-per-digit weighs the regression head's errors: it needs --condition shape and "
-                            "--shape-weight above 0")
         if self.dataset == "colour" and self.unconditional:
             raise UserError("--dataset colour conditions on the digit and its colours: it does not go with "
                             "--unconditional")

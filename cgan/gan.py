@@ -239,23 +239,11 @@ class ConditionalGAN(keras.Model):
         if "attribute_predictions" not in real_heads:
             return d_loss, g_loss, figures
         scores, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
-        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]),
-                                       self._per_digit(scores, real_conditions["label"]))
-        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]),
-                                       self._per_digit(scores, fake_conditions["label"]))
+        d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]))
+        g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]))
         weight = self.config.shape_weight
         return (d_loss + weight * d_term, g_loss + weight * g_term,
                 {**figures, **dict(zip(losses.ATTRIBUTE_FIGURES, (d_term, g_term)))})
-
-    def _per_digit(self, layer, labels):
-        """With --shape-per-digit, each row's weights (b, k): (spread over all digits / spread over its digit's)^2,
-        from the Attributes `layer`'s statistics and reference rows, normalised to a mean of 1 over the digits."""
-        if not self.config.shape_per_digit:
-            return None
-        own = tf.math.reduce_std(tf.cast(layer.reference, tf.float32), axis=1)  # (classes, k)
-        weights = tf.square(tf.cast(layer.sd, tf.float32) / tf.maximum(own, 1e-6))
-        weights /= tf.reduce_mean(weights, axis=0, keepdims=True)
-        return tf.gather(weights, tf.cast(tf.reshape(labels, [-1]), tf.int32))
 
     def _with_mode_seeking(self, g_loss, fake, noise, figures):
         """G's loss with the mode-seeking term (for fakes drawn for `_paired` labels), and `figures` with its ratio."""

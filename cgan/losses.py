@@ -113,13 +113,9 @@ def class_set_loss(class_logits, labels, members):
 
 # What a step also reports with an auxiliary classifier: its loss on the real batch (D's term) and on
 # the fakes (G's term), each before the --aux-weight factor.
-def attribute_loss(predicted, asked, weights=None):
-    """Mean squared error of a regression head's attributes (b, k) against those asked (b, k), in standard scores;
-    each square times `weights` (b, k) if given."""
-    squares = tf.square(wide(predicted) - tf.cast(asked, wide(predicted).dtype))
-    if weights is not None:
-        squares *= tf.cast(weights, squares.dtype)
-    return replica_mean(tf.reduce_mean(squares, axis=-1))
+def attribute_loss(predicted, asked):
+    """Mean squared error of a regression head's attributes (b, k) against those asked (b, k), in standard scores."""
+    return replica_mean(tf.reduce_mean(tf.square(wide(predicted) - tf.cast(asked, wide(predicted).dtype)), axis=-1))
 
 
 ATTRIBUTE_FIGURES = ("d_shape_loss", "g_shape_loss")

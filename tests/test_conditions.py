@@ -143,8 +143,6 @@ def test_a_shape_flag_on_a_generator_without_shape_gets_one_line(tiny_generator_
     assert list(tmp_path.iterdir()) == []
     code = run_main(["--condition", "shape", "--unconditional", "--out-dir", str(tmp_path / "run")])
     assert_one_line_error(code, capsys, "does not go with --unconditional")
-    code = run_main(["--shape-per-digit", "--out-dir", str(tmp_path / "run")])
-    assert_one_line_error(code, capsys, "--shape-per-digit weighs the regression head's errors: it needs --condition")
 
 
 def test_the_control_section_reads_what_a_generator_draws(trained_shape_model, mnist_small):

@@ -23,8 +23,7 @@ VARIANTS = {
         "loss": "wgan-gp", "critic_steps": 3, "aux_weight": 1.0, "minibatch_std": 2, "augment": 0.5,
         "feature_matching": 1.0},
     "wgan-gp-bf16": {"loss": "wgan-gp", "critic_steps": 2, "precision": "bfloat16"},
-    "shape-aux-classifier-mode-seeking-per-digit": {"condition": "shape", "aux_weight": 1.0, "mode_seeking": 1.0,
-                                                    "shape_per_digit": True},
+    "shape-aux-classifier-mode-seeking": {"condition": "shape", "aux_weight": 1.0, "mode_seeking": 1.0},
     "shape-two-d-steps-mode-seeking-twin-classifier-r1-minibatch-std": {
         "condition": "shape", "critic_steps": 2, "mode_seeking": 1.0, "aux_weight": 0.5, "twin_classifier": True,
         "r1_weight": 1.0, "minibatch_std": 4},
@@ -186,19 +185,6 @@ def test_the_weight_average_follows_its_warm_up_until_its_decay_binds(warmup, de
     # Each averaged weight moves from 0 towards 1 by 1 - decay at this step: (1 + s) / (W + s), or the decay.
     for w in gan.ema_generator.trainable_weights:
         np.testing.assert_allclose(w.numpy(), 1 - expected, rtol=1e-5)
-
-
-def test_shape_per_digit_weighs_each_digits_errors_in_its_own_spread():
-    gan = cgan_mnist.make_gan(tiny_config(condition="shape", shape_per_digit=True))
-    layer = gan.generator.get_layer(conditions.LAYER)
-    classes, rows, k = layer.reference.shape
-    spread = np.arange(1, classes + 1, dtype="float32")  # digit c's values spread c + 1 times as far as 0's
-    layer.reference.assign(np.tile([-1.0, 1.0], rows // 2)[None, :, None] * spread[:, None, None] * np.ones(k))
-    layer.sd.assign(np.full(k, 3.0, "float32"))  # the spread over all digits: cancels in the normalisation
-    weights = gan._per_digit(layer, np.array([[0], [1], [classes - 1]], "int32")).numpy()
-    expected = (1 / spread**2) / np.mean(1 / spread**2)
-    np.testing.assert_allclose(weights, np.repeat(expected[[0, 1, classes - 1], None], k, axis=1), rtol=1e-5)
-    assert cgan_mnist.make_gan(tiny_config(condition="shape"))._per_digit(layer, np.zeros((3, 1), "int32")) is None
 
 
 def test_the_mode_seeking_term_is_one_over_the_image_to_noise_distance_ratio():
