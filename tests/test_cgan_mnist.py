@@ -255,21 +255,6 @@ def test_evaluate_needs_a_generator(capsys):
     assert_one_line_error(run_main(["--evaluate"]), capsys, "--evaluate needs --generator")
 
 
-# --- the command line as a separate process ---------------------------------
-
-
-@pytest.mark.slow
-def test_cli_digit_writes_a_png_and_prints_its_path(tiny_generator_file, tmp_path):
-    result = run_cli(f"--generator={tiny_generator_file}", "--digit=6", "--seed=7", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    png = tmp_path / "samples" / "digit6_n16_seed7.png"
-    assert png.is_file() and str(png.relative_to(tmp_path)) in result.stdout
-    from PIL import Image
-
-    with Image.open(png) as im:
-        assert im.size == (4 * 58 + 2, 4 * 58 + 2)  # 4x4 tiles of 56 px with 2 px gaps
-
-
 @pytest.mark.parametrize("argv", [("--generator=nope.h5", "--digit=6"), ("--evaluate", "--generator=nope.h5"),
                                   ("--generator=nope.h5", "--interpolate", "3", "7")])
 def test_errors_raised_anywhere_in_the_package_are_one_line(tmp_path, monkeypatch, capsys, argv):
@@ -283,6 +268,21 @@ def test_errors_raised_anywhere_in_the_package_are_one_line(tmp_path, monkeypatc
     assert exited.value.code == 1  # a file problem (2 is for usage errors)
     assert capsys.readouterr().err.strip() == "cgan_mnist.py: error: nope.h5: no such model file"
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the command line as a separate process ---------------------------------
+
+
+@pytest.mark.slow
+def test_cli_digit_writes_a_png_and_prints_its_path(tiny_generator_file, tmp_path):
+    result = run_cli(f"--generator={tiny_generator_file}", "--digit=6", "--seed=7", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    png = tmp_path / "samples" / "digit6_n16_seed7.png"
+    assert png.is_file() and str(png.relative_to(tmp_path)) in result.stdout
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size == (4 * 58 + 2, 4 * 58 + 2)  # 4x4 tiles of 56 px with 2 px gaps
 
 
 @pytest.mark.slow
