@@ -175,28 +175,3 @@ def test_a_shape_run_resumes_to_the_generator_an_uninterrupted_one_saves(trained
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(generate(resumed, [1, 7], seed=3, attributes={"slant": 0.3}),
                                   generate(whole, [1, 7], seed=3, attributes={"slant": 0.3}))
-
-
-def test_balanced_rows_keep_each_class_and_loosen_the_attributes_ties():
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1], 2000)
-    thickness = rng.normal(size=4000)
-    width = 0.8 * thickness + 0.6 * rng.normal(size=4000)  # tied as thick and wide digits are (r = 0.8)
-    attributes = np.stack([thickness, width], 1)
-    rows = conditions.balanced_rows(labels, attributes, 1.0, seed=0)
-    assert len(rows) == 4 * len(labels) and np.array_equal(np.bincount(labels[rows]), 4 * np.bincount(labels))
-    assert np.array_equal(labels[rows], np.tile(labels, 4))  # each class keeps its rows' places
-    for c in (0, 1):
-        drawn = attributes[rows[labels[rows] == c]]
-        assert abs(np.corrcoef(drawn.T)[0, 1]) < 0.4  # from 0.8 (the cut weights stop it short of 0)
-    assert len(np.unique(rows)) > 0.6 * len(labels)  # most digits are still seen
-    half = attributes[conditions.balanced_rows(labels, attributes, 0.5, seed=0)]
-    assert 0.3 < np.corrcoef(half.T)[0, 1] < 0.7
-    assert np.array_equal(rows, conditions.balanced_rows(labels, attributes, 1.0, seed=0))  # a resume draws the same
-
-
-def test_shape_balance_is_for_shape_runs(mnist_small, tmp_path, capsys):
-    code = run_main(["--shape-balance", "0.5", "--dry-run", "--data", str(mnist_small)])
-    assert_one_line_error(code, capsys, "--shape-balance is for --condition shape")
-    code = run_main(["--condition", "shape", "--shape-balance", "2", "--dry-run", "--data", str(mnist_small)])
-    assert_one_line_error(code, capsys, "--shape-balance must be between 0 and 1")
