@@ -312,24 +312,6 @@ def training_conditions(kind: Kind | None, images: np.ndarray, labels: np.ndarra
     return conditions
 
 
-def balanced_rows(labels: np.ndarray, attributes: np.ndarray, power: float, seed: int, draws: int = 4) -> np.ndarray:
-    """Row indices (draws x n), drawn with replacement class by class (each class keeps its share), each row weighed by
-    (product of its attributes' densities / their joint density) ** power, both Gaussian over that class's rows:
-    at power 1 the attributes of the drawn rows are about independent within a class. The weights are cut at their
-    99th percentile so that a few outlying digits cannot take over."""
-    rng, rows = np.random.default_rng(seed), np.tile(np.arange(len(labels)), draws)
-    for c in np.unique(labels):
-        own = np.flatnonzero(labels == c)
-        z = attributes[own].astype(np.float64)
-        z = (z - z.mean(0)) / np.maximum(z.std(0), 1e-9)
-        inverse = np.linalg.pinv(np.corrcoef(z.T))
-        log_w = 0.5 * power * np.einsum("ni,ij,nj->n", z, inverse - np.eye(z.shape[1]), z)
-        w = np.exp(log_w - log_w.max())
-        w = np.minimum(w, np.percentile(w, 99))
-        rows[np.flatnonzero(labels[rows] == c)] = rng.choice(own, size=draws * len(own), p=w / w.sum())
-    return rows
-
-
 def measures_of(images: np.ndarray, source=None, *, verbose: bool = False) -> np.ndarray:
     """`cgan.shape.CONDITIONED` of training images (n, k) float32, measured once and kept with their digest.
 

@@ -140,10 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    shape_balance: float = _field(0.0, "with --condition shape: how far the training digits are drawn towards "
-                                  "independent attributes (0: as the data has them; 1: as if each attribute were "
-                                  "independent of the others within a digit), by weighing each digit by the product "
-                                  "of its attributes' densities over their joint density (Gaussian), to this power")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
@@ -209,10 +205,6 @@ class Config:
                                 "D on numbers itself")
         if not (math.isfinite(self.shape_weight) and 0 <= self.shape_weight <= 100):
             raise UserError(f"--shape-weight must be between 0 and 100, got {self.shape_weight}")
-        if not (math.isfinite(self.shape_balance) and 0 <= self.shape_balance <= 1):
-            raise UserError(f"--shape-balance must be between 0 and 1, got {self.shape_balance}")
-        if self.shape_balance and self.condition != "shape":
-            raise UserError("--shape-balance is for --condition shape")
         if self.dataset == "colour" and self.unconditional:
             raise UserError("--dataset colour conditions on the digit and its colours: it does not go with "
                             "--unconditional")
@@ -265,11 +257,6 @@ def training_batches(config: Config, images, conditions: dict, *, start_step: in
 
     `conditions` are the images' labels and any other conditions (`cgan.conditions.training_conditions`).
     """
-    if config.shape_balance:  # the batches only: the recorded statistics and rows stay the data's own
-        from cgan.conditions import balanced_rows
-
-        rows = balanced_rows(conditions["label"], conditions["shape"], config.shape_balance, config.seed)
-        images, conditions = images[rows], {name: values[rows] for name, values in conditions.items()}
     extra = {name: values for name, values in conditions.items() if name != "label"}
     return data_of(config).batches(images, conditions["label"], batch_size=config.batch_size * config.critic_steps,
                                    seed=config.seed, start_step=start_step,
