@@ -140,7 +140,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
                         continuous: conditions.Kind | None = None, attribute_head: bool = False,
-                        head_hidden: int = 0, dtype: str | None = None) -> keras.Model:
+                        dtype: str | None = None) -> keras.Model:
     """D(image, label[, shape]) -> one real/fake logit (float32; float64 under that policy), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
@@ -191,11 +191,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
     if continuous and attribute_head:
-        read = h
-        if head_hidden:  # a hidden layer of its own: the regression need not be linear in D's features
-            read = layers.Dense(head_hidden, dtype=dtype, name="attribute_hidden")(h)
-            read = layers.LeakyReLU(0.2, dtype=dtype)(read)
-        predicted = layers.Dense(len(continuous.attributes), dtype=dtype, name="attribute_regressor")(read)
+        predicted = layers.Dense(len(continuous.attributes), dtype=dtype, name="attribute_regressor")(h)
         outputs["attribute_predictions"] = layers.Activation("linear", dtype=output_dtype(dtype),
                                                              name="attribute_predictions")(predicted)
     if auxiliary:
@@ -245,7 +241,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
                                twin=config.twin_classifier, features=config.feature_matching > 0,
                                continuous=conditions.kind_for(config),
-                               attribute_head=config.shape_weight > 0, head_hidden=config.head_hidden, dtype=dtype)
+                               attribute_head=config.shape_weight > 0, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

@@ -50,7 +50,7 @@ CONDITION_DEFAULTS = {"shape": {"g_class_norm": True}}
 # The integer settings' ranges: below them nothing trains; above them a run would not fit in memory
 # or in a lifetime (a typo, not a wish).
 INTEGER_RANGES = {"train_steps": (1, 10_000_000), "batch_size": (1, 4096), "latent_dim": (1, 4096),
-                  "g_width": (1, 1024), "head_hidden": (0, 4096), "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16),
+                  "g_width": (1, 1024), "g_top_width": (0, 1024), "d_width": (1, 1024), "g_extra_convs": (0, 16),
                   "d_extra_convs": (0, 16), "minibatch_std": (0, 4096), "save_interval": (1, 10_000_000),
                   "critic_steps": (1, 100)}
 
@@ -140,8 +140,6 @@ class Config:
                                  "features that learns real digits' measured attributes, G being pushed towards fakes "
                                  "it reads as the attributes asked (an auxiliary network for the continuous "
                                  "conditions); 0: none, the projection alone")
-    head_hidden: int = _field(0, "with --shape-weight: units of a hidden layer of the regression head (0: the head "
-                              "is linear in the discriminator's features)")
     unconditional: bool = _field(False, "train without labels: the networks have no label input (a baseline)")
     precision: str = _field("auto", "auto: whichever of float32 and mixed bfloat16 trains faster on this machine, "
                             "timed once per machine and model size and cached; float64: several times slower, for "
