@@ -51,7 +51,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 # The longest tests (1-2.5 minutes each) go first, so that the two workers share out the short
 # ones around them and end together, instead of one worker finishing a long test alone.
-LONGEST = ("test_notebook.py", "test_kills.py", "test_workers.py", "test_benchmarks.py", "test_distribute.py")
+LONGEST = ("test_notebook.py", "test_kills.py", "test_workers.py", "test_distribute.py")
 
 
 def pytest_collection_modifyitems(items):
