@@ -63,8 +63,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
                     num_classes: int | None = MNIST.num_classes, number_members: np.ndarray | None = None,
                     image_shape: tuple[int, int, int] = MNIST.image_shape, class_norm: bool = False,
                     continuous: conditions.Kind | None = None, class_record: dict | None = None,
-                    dtype: str | None = None, synchronized: bool = False, name: str = "generator",
-                    class_scores: bool = False) -> keras.Model:
+                    dtype: str | None = None, synchronized: bool = False, name: str = "generator") -> keras.Model:
     """G(noise, label[, shape]) -> image in [-1, 1] of `image_shape`, float32 whatever the policy (but float64's).
 
     `label` is an int32 class of shape (1,). Two stride-2 transposed
@@ -101,8 +100,7 @@ def build_generator(*, latent_dim: int = 64, width: int = 64, extra_convs: int =
             y = layers.Dense(32, use_bias=False, name=LABEL_EMBEDDING, dtype=dtype)(y)  # 32: the number's embedding
         inputs["label"] = label
         if continuous:
-            inputs[continuous.name], scores = continuous.input(num_classes, conditions.REFERENCE_ROWS,
-                                                               label=named if class_scores else None)
+            inputs[continuous.name], scores = continuous.input(num_classes, conditions.REFERENCE_ROWS)
             y = layers.Concatenate(dtype=dtype)([y, layers.Dense(32, name="attribute_embedding", dtype=dtype)(scores)])
         x = layers.Concatenate(dtype=dtype)([noise, y])
 
@@ -227,7 +225,7 @@ def config_generator(config: Config, *, dtype: str | None = None, distributed: b
                            image_shape=dataset.image_shape, class_norm=config.g_class_norm,
                            continuous=conditions.kind_for(config), class_record=dataset.class_record(), dtype=dtype,
                            synchronized=distributed,
-                           name=dataset.generator_name, class_scores=config.g_class_scores)
+                           name=dataset.generator_name)
 
 
 def config_discriminator(config: Config, *, dtype: str | None = None, distributed: bool = False) -> keras.Model:

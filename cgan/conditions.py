@@ -80,15 +80,13 @@ class Kind:
     measured: bool
     domain: tuple[float, float] | None = None
 
-    def input(self, classes: int | None, rows: int, label=None):
+    def input(self, classes: int | None, rows: int):
         """(the Keras input this kind adds to a network, its attributes as standard scores): the `Attributes`
         layer between them keeps the data's statistics and `rows` real values per class."""
         from cgan.backend import keras
 
         measured = keras.Input((len(self.attributes),), name=self.name)
-        layer = Attributes(self.attributes, self.attributes.values(), classes, rows, class_scores=label is not None,
-                           name=LAYER)
-        return measured, (layer(measured) if label is None else layer(measured, label))
+        return measured, Attributes(self.attributes, self.attributes.values(), classes, rows, name=LAYER)(measured)
 
 
 KINDS = {

@@ -238,8 +238,7 @@ class ConditionalGAN(keras.Model):
         """
         if "attribute_predictions" not in real_heads:
             return d_loss, g_loss, figures
-        layer, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
-        scores = lambda t: (tf.cast(t, "float32") - layer.mean) / layer.sd  # noqa: E731  over all classes
+        scores, name = self.generator.get_layer(conditions.LAYER), conditions.kind_of(self.generator).name
         d_term = losses.attribute_loss(real_heads["attribute_predictions"], scores(real_conditions[name]))
         g_term = losses.attribute_loss(fake_heads["attribute_predictions"], scores(fake_conditions[name]))
         weight = self.config.shape_weight

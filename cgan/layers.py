@@ -98,33 +98,25 @@ class Attributes(keras.layers.Layer):
     (`cgan.conditions.set_statistics`), so they travel in checkpoints and saved models alike.
     """
 
-    def __init__(self, names, units, classes: int, rows: int, class_scores: bool = False, **kwargs):
+    def __init__(self, names, units, classes: int, rows: int, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})  # a standard score in bfloat16 would lose the fine steps
         self.names, self.units = tuple(names), tuple(units)
-        self.classes, self.rows, self.class_scores = int(classes), int(rows), bool(class_scores)
+        self.classes, self.rows = int(classes), int(rows)
         k = len(self.names)
         self.mean = self.add_weight(shape=(k,), initializer="zeros", trainable=False, name="mean")
         self.sd = self.add_weight(shape=(k,), initializer="ones", trainable=False, name="sd")
         self.reference = self.add_weight(shape=(self.classes, self.rows, k), initializer="zeros", trainable=False,
                                          name="reference")
 
-    def call(self, x, label=None):
-        x = ops.cast(x, "float32")
-        scores = (x - self.mean) / self.sd
-        if not self.class_scores:
-            return scores
-        # also in the label's own spread, from its reference rows: a 1's height, 0.23 px SD, spans as much as a 5's
-        index = ops.reshape(ops.cast(label, "int32"), (-1,))
-        mean, sd = ops.mean(self.reference, axis=1), ops.std(self.reference, axis=1)
-        own = (x - ops.take(mean, index, axis=0)) / ops.maximum(ops.take(sd, index, axis=0), 1e-3)
-        return ops.concatenate([scores, own], axis=-1)
+    def call(self, x):
+        return (ops.cast(x, "float32") - self.mean) / self.sd
 
-    def compute_output_shape(self, x_shape, label_shape=None):
-        return (*x_shape[:-1], x_shape[-1] * (2 if self.class_scores else 1))
+    def compute_output_shape(self, shape):
+        return shape
 
     def get_config(self):
         return {**super().get_config(), "names": list(self.names), "units": list(self.units),
-                "classes": self.classes, "rows": self.rows, "class_scores": self.class_scores}
+                "classes": self.classes, "rows": self.rows}
 
 
 @keras.saving.register_keras_serializable(package="cgan")
