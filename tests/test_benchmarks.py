@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.stem.startswith(("test_", "conftest")))
+SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.stem.startswith("test_"))
 
 
 def load_benchmark(name):
