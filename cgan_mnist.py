@@ -140,7 +140,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
                         image_shape: tuple[int, int, int] = MNIST.image_shape, auxiliary: bool = False,
                         auxiliary_classes: int | None = None, twin: bool = False, features: bool = False,
                         continuous: conditions.Kind | None = None, attribute_head: bool = False,
-                        head_trunk: int = 0, dtype: str | None = None) -> keras.Model:
+                        dtype: str | None = None) -> keras.Model:
     """D(image, label[, shape]) -> one real/fake logit (float32; float64 under that policy), with a projection head.
 
     Two stride-2 convolutions bring the image to (h/4, w/4), where
@@ -191,17 +191,7 @@ def build_discriminator(*, width: int = 32, extra_convs: int = 2, minibatch_std:
     logit = layers.Activation("linear", dtype=output_dtype(dtype), name="logit")(logit)
     outputs = {"logit": logit}
     if continuous and attribute_head:
-        read = h
-        if head_trunk:  # the head reads the image through convolutions of its own, not D's features
-            r = image
-            for k, (channels, stride) in enumerate([(head_trunk, 1), (head_trunk, 2), (2 * head_trunk, 1),
-                                                     (2 * head_trunk, 2)]):
-                r = layers.Conv2D(channels, 3 if stride == 1 else 4, strides=stride, padding="same", dtype=dtype,
-                                  name=f"reader_conv{k}")(r)
-                r = layers.LeakyReLU(0.2, dtype=dtype)(r)
-            r = layers.Flatten(dtype=dtype)(r)
-            read = layers.LeakyReLU(0.2, dtype=dtype)(layers.Dense(128, dtype=dtype, name="reader_dense")(r))
-        predicted = layers.Dense(len(continuous.attributes), dtype=dtype, name="attribute_regressor")(read)
+        predicted = layers.Dense(len(continuous.attributes), dtype=dtype, name="attribute_regressor")(h)
         outputs["attribute_predictions"] = layers.Activation("linear", dtype=output_dtype(dtype),
                                                              name="attribute_predictions")(predicted)
     if auxiliary:
@@ -251,8 +241,7 @@ def config_discriminator(config: Config, *, dtype: str | None = None, distribute
                                auxiliary_classes=numbers if config.aux_target == "number" else None,
                                twin=config.twin_classifier, features=config.feature_matching > 0,
                                continuous=conditions.kind_for(config),
-                               attribute_head=config.shape_weight > 0, head_trunk=config.head_trunk,
-                               dtype=dtype)
+                               attribute_head=config.shape_weight > 0, dtype=dtype)
 
 
 NETWORKS = Networks(generator=config_generator, discriminator=config_discriminator, adversarial=build_adversarial)

@@ -85,9 +85,6 @@ class Config:
     g_class_norm: bool = _field(False, "the generator's batch normalisations also scale and shift each channel by "
                                 "the label (and the shape, with --condition shape: conditional batch normalisation), "
                                 "so the condition reaches every stage")
-    head_trunk: int = _field(0, "with --condition shape: D's attribute regression reads the image through four "
-                             "convolutions of its own (N, N, 2N, 2N channels) and a dense layer of 128, not D's "
-                             "features; 0: a linear map of D's features")
     d_width: int = _field(32, "discriminator channels at 14x14 (twice that at 7x7)")
     d_extra_convs: int = _field(2, "3x3 convolutions (LeakyReLU) at the discriminator's 7x7 stage")
     minibatch_std: int = _field(4, "group size of the discriminator's minibatch standard deviation (Karras et al., "
@@ -227,7 +224,7 @@ class Config:
 # Fields added after run.json existed, with the value that runs written before them trained with.
 FORMER_DEFAULTS = {"beta_2": 0.999, "g_extra_convs": 0, "d_extra_convs": 0, "g_top_width": 0, "aux_target": "label",
                    "number_code": False, "minibatch_std": 0, "r1_weight": 0.0,
-                   "twin_classifier": False, "g_class_norm": False, "head_trunk": 0, "ema_warmup": 10.0, "augment": 0.0,
+                   "twin_classifier": False, "g_class_norm": False, "ema_warmup": 10.0, "augment": 0.0,
                    "feature_matching": 0.0}
 
 
