@@ -143,11 +143,15 @@ def test_a_large_count_is_drawn_in_batches_and_the_picture_shows_the_first(tiny_
     g = cgan_mnist.load_generator(tiny_generator_file)
     every = cgan_mnist.generate(g, np.repeat([4, 7], 10), seed=2)
     with np.load(tmp_path / "all.npz") as data:
-        np.testing.assert_array_equal(data["images"], every)  # batches of 3 draw what one call draws
+        drawn = data["images"]
+    # Batches of 3 draw what one call draws: each image from its own noise. A batch's size may change how the
+    # matmuls round (once in the suite here, a pixel one grey level off), while other noise changes whole images.
+    assert np.abs(drawn.astype(int) - every).max() <= 1
+    assert np.mean(drawn != every) < 0.001
     from PIL import Image
 
     with Image.open(tmp_path / "digits47_n10_seed2.png") as im:  # 2 rows of the first 4 of each digit
-        np.testing.assert_array_equal(np.asarray(im), images.tile(every[[0, 1, 2, 3, 10, 11, 12, 13]], 2))
+        np.testing.assert_array_equal(np.asarray(im), images.tile(drawn[[0, 1, 2, 3, 10, 11, 12, 13]], 2))
 
 
 def test_several_digits_one_row_each_and_npz_export(tiny_generator_file, tmp_path):
