@@ -9,8 +9,8 @@ that every script here imports and parses its flags (tests/test_benchmarks.py).
 
 from __future__ import annotations
 
-import importlib
 import sys
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -19,15 +19,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the scripts, and the package they measure
 
 
-def load_benchmark(name):
-    return importlib.import_module(name)
-
-
 @pytest.mark.slow
 def test_train_speed_benchmark_quick_mode():
     from cgan.precision import native_bfloat16
 
-    result = load_benchmark("train_speed").main(["--quick", "--precision", "float32"])
+    result = import_module("train_speed").main(["--quick", "--precision", "float32"])
     assert result["project_images_per_s"] > 0 and result["classic_images_per_s"] > 0
     assert result["step_gflop"] > 0 and 0 < result["share_of_matmul_peak"] < 1.5
     if native_bfloat16() is False:  # emulated: not timed
@@ -41,7 +37,7 @@ def test_train_speed_benchmark_quick_mode():
 @pytest.mark.slow
 def test_compare_variants_quick_mode(tmp_path):
     # bce: one D update a step, so the quickest of the conditional variants to trace (WGAN-GP's five: test_gan.py)
-    result = load_benchmark("compare_variants").main(["--quick", "--out", str(tmp_path), "--variants", "bce",
+    result = import_module("compare_variants").main(["--quick", "--out", str(tmp_path), "--variants", "bce",
                                                       "unconditional"])
     assert set(result["variants"]) == {"bce", "unconditional"}
     assert result["variants"]["unconditional"]["accuracy"] is None and result["variants"]["bce"]["accuracy"] >= 0
@@ -50,7 +46,7 @@ def test_compare_variants_quick_mode(tmp_path):
 
 
 def test_shape_speed_benchmark_on_a_few_digits():
-    result = load_benchmark("shape_speed").main(["--count", "300"])
+    result = import_module("shape_speed").main(["--count", "300"])
     assert result["count"] == 300 and result["seconds_1_threads"] > 0
 
 
@@ -59,7 +55,7 @@ def test_rivals_quick_mode_draws_scores_and_saves_each_contender(tmp_path):
     import numpy as np
 
     # the GAN's contender is the project's --minutes run, which benchmarks/peers.py and the budget tests train
-    result = load_benchmark("rivals").main(["--quick", "--out", str(tmp_path), "--contenders", "cvae", "flow"])
+    result = import_module("rivals").main(["--quick", "--out", str(tmp_path), "--contenders", "cvae", "flow"])
     assert [row["contender"] for row in result["rows"]] == ["cvae", "flow"]
     for row in result["rows"]:
         assert row["steps"] >= 1 and row["draw_seconds_1000"] > 0 and 0 <= row["accuracy"] <= 1
@@ -71,7 +67,7 @@ def test_rivals_quick_mode_draws_scores_and_saves_each_contender(tmp_path):
 
 @pytest.mark.slow
 def test_rivals_tuning_names_the_best_setting_of_each_rival_and_tries_every_sampler(tmp_path, monkeypatch):
-    rivals = load_benchmark("rivals")
+    rivals = import_module("rivals")
     monkeypatch.setattr(rivals, "TUNING", {"cvae": [{}], "flow": [{}, {"flow_lr": 2e-3}]})
     monkeypatch.setattr(rivals, "SAMPLERS", [(1.0, 2), (3.0, 2)])
     best = rivals.main(["--tune", "--quick", "--seed", "0", "--out", str(tmp_path), "--contenders", "flow"])
