@@ -224,27 +224,45 @@ def test_the_same_seed_builds_the_same_networks():
     assert all(np.array_equal(x, y) for x, y in zip(a.generator.get_weights(), a.ema_generator.get_weights()))
 
 
-@pytest.mark.slow
-def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
-    # Wide networks on 512 digits: D separates real from fake within a few dozen steps. A generator
-    # loss with a margin (the zero-sum -mean(relu(1 + D(G(z))))) then gives both networks exactly
-    # zero gradient from there on: D's loss stuck at 0.0 and G's gradient norm 0.0 at step 60.
-    # The default loss must keep G learning.
-    config = cgan_mnist.Config(g_width=96, d_width=48, batch_size=64, aux_weight=0.0, train_steps=60,
+def _margin_hinge(real_logits, fake_logits):
+    """The slip: G's hinge loss with D's margin, -mean(relu(1 + D(G(z)))), flat once every fake is below -1."""
+    d_loss, _ = losses.hinge_losses(real_logits, fake_logits)
+    return d_loss, -losses.replica_mean(tf.nn.relu(1.0 + fake_logits))
+
+
+def _g_gradient_after_d_wins(mnist_small, loss: losses.Loss) -> tuple[float, list[float]]:
+    """G's gradient norm, and D's last losses, after 20 steps in which D learns fast and nothing holds it back
+    (R1, feature matching and the spread channel off): D separates real from fake within about 10 steps."""
+    config = cgan_mnist.Config(g_width=16, d_width=48, latent_dim=16, batch_size=32, d_lr=2e-3, aux_weight=0.0,
+                               r1_weight=0.0, feature_matching=0.0, minibatch_std=0, train_steps=20,
                                precision="float32", seed=0)
     gan = cgan_mnist.make_gan(config)
+    gan.compile(d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, loss=loss)
     gan.set_steps_per_call(10)
     images, labels = MNIST.load(mnist_small)
     gan.fit(MNIST.batches(images, labels, batch_size=config.batch_size, seed=0),
-            epochs=1, steps_per_epoch=60, verbose=0, shuffle=False)
-    assert any(figures["d_loss"] > 0 for _, figures in gan.recent_steps())
+            epochs=1, steps_per_epoch=config.train_steps, verbose=0, shuffle=False)
     noise = tf.random.normal((64, config.latent_dim), seed=1)
     digits = tf.constant(labels[:64].reshape(-1, 1).astype("int32"))
     with tf.GradientTape() as tape:
         fake = gan.generator({"noise": noise, "label": digits}, training=True)
-        logits, _ = gan._d(fake, {"label": digits}, draw=0)  # without the heads (the default's D has some)
+        logits, _ = gan._d(fake, {"label": digits}, draw=0)
         g_loss = gan.loss_fn(logits, logits)[1]
-    assert float(tf.linalg.global_norm(tape.gradient(g_loss, gan.generator.trainable_weights))) > 0.1
+    norm = float(tf.linalg.global_norm(tape.gradient(g_loss, gan.generator.trainable_weights)))
+    return norm, [figures["d_loss"] for _, figures in gan.recent_steps()]
+
+
+@pytest.mark.slow
+def test_training_does_not_stall_when_the_discriminator_wins_early(mnist_small):
+    # With the margin, D pushes every fake below -1 and from there both networks get exactly zero gradient:
+    # D's loss stuck at 0.0, G's gradient 0.0 (measured at seeds 0, 1 and 2). The default loss keeps G
+    # learning in the same run (gradient norm 24 to 55). The default recipe's R1, feature matching and
+    # spread channel keep D from winning this way at all: with them, the margin did not stall 60 steps.
+    slipped, d_losses = _g_gradient_after_d_wins(mnist_small, losses.Loss(_margin_hinge))
+    assert slipped == 0.0 and max(d_losses) == 0.0, (slipped, d_losses)  # the stall this test is about
+    norm, d_losses = _g_gradient_after_d_wins(mnist_small, losses.LOSSES["hinge"])
+    assert max(d_losses) < 0.5  # D wins here too
+    assert norm > 1.0, norm
 
 
 @pytest.mark.parametrize("critic_steps", [1, 5])
