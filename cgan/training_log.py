@@ -65,7 +65,8 @@ def plot_losses(run_dir) -> Path:
     else:
         bottom.set_ylabel("critic")
     bottom.set_xlabel("step")
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured every label at each dump, a third of the plot's time.
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.98, bottom=0.09, hspace=0.06)
     path = Path(run_dir) / CURVE_NAME
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
