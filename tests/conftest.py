@@ -95,6 +95,17 @@ def run_cli(*args, cwd):
                           text=True, timeout=300)
 
 
+def measured_statistics(run_dir) -> set[str]:
+    """A run's checkpoint keys of the weight average's batch-norm statistics: those are measured afresh from
+    samples before every use (grid, saved generator), so a checkpoint holds whichever grid last set them."""
+    import json
+
+    import cgan_mnist
+
+    generator = cgan_mnist.config_generator(Config(**json.loads((Path(run_dir) / "run.json").read_text())["config"]))
+    return {f"ema_generator/{i:04d}" for i, w in enumerate(generator.weights) if not w.trainable}
+
+
 def assert_one_line_error(code, capsys, message) -> str:
     """A non-zero exit with exactly one line on stderr that contains `message`, and no traceback."""
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, measured_statistics
 
 from cgan.sampling import load_generator
 from cgan.training_log import read_losses
@@ -90,14 +90,8 @@ def files_of(run_dir: Path) -> dict[str, bytes]:
 
 
 def same_checkpoint(ours: Path, theirs: Path) -> None:
-    """Every array equal, but the weight average's batch-norm statistics: those are measured afresh from
-    samples before every use (grid, saved generator), so a checkpoint holds whichever grid last set them."""
-    import cgan_mnist
-    from cgan.config import Config
-
-    run = json.loads((ours.parents[1] / "run.json").read_text())
-    generator = cgan_mnist.config_generator(Config(**run["config"]))
-    measured = {f"ema_generator/{i:04d}" for i, w in enumerate(generator.weights) if not w.trainable}
+    """Every array equal, but the weight average's batch-norm statistics (`measured_statistics`)."""
+    measured = measured_statistics(ours.parents[1])
     with np.load(ours) as a, np.load(theirs) as b:
         assert sorted(a.files) == sorted(b.files)
         for key in a.files:
