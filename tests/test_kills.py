@@ -2,8 +2,9 @@
 
 Kills land in start-up (while TensorFlow loads), inside each kind of write (run.json,
 a checkpoint, a grid, losses.csv, the loss curve, the generator; the process kills
-itself there through `cgan.files.kill_point`) and at random times. After every kill
-every file on disk must load; at the end the folder must hold exactly the files of an
+itself there through `cgan.files.kill_point`), at a random moment once a resumed run has
+logged a step (between or inside its steps and writes), and at a random time in a finished
+run's resume. After every kill every file on disk must load; at the end the folder must hold exactly the files of an
 uninterrupted run, with byte-identical weights, losses.csv and grids.
 """
 
@@ -31,7 +32,8 @@ STEPS, INTERVAL = 24, 4
 # Without the R1 penalty: with it, 8 processes of 72 computed even the first step a little differently
 # (R1 0.0256262 against 0.0255823), with one TensorFlow thread of each kind and with address randomization off too;
 # without it 14 of 14 runs were byte-identical. That is TensorFlow's noise between processes, not resuming's.
-# (what, when): a kill at start-up after a delay in seconds, inside the N-th write of a file, or after a random delay.
+# (what, when): a kill at start-up after a delay in seconds, inside the N-th write of a file, after a random delay,
+# or a random delay after the run's losses.csv grew (the resumed run trains: the kill lands between or in its writes).
 SCHEDULE = [
     ("startup", 0.3),
     ("write", "run.json:1"),
@@ -39,7 +41,7 @@ SCHEDULE = [
     ("write", "losses.csv:1"),  # the rows written before it
     ("write", "step_*.png:1"),  # its grid, after the checkpoint
     ("write", "loss_curve.png:1"),
-    ("random", (0.5, 4.0)),
+    ("training", (0.0, 1.0)),
     ("write", "step_*.png:2"),  # a grid after a checkpoint the resumed run wrote
     ("write", "cgan_mnist.h5:1"),  # the generator, at the end
     ("random", (0.5, 3.0)),  # a finished run being resumed
@@ -60,6 +62,11 @@ def start(run_dir: Path, data: Path, kill_in: str | None = None) -> subprocess.P
         argv = [sys.executable, str(ROOT / "cgan_mnist.py"), "--resume", str(run_dir)]
     env = {**os.environ, "CGAN_TEST_KILL_IN": kill_in or ""}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def csv_size(run_dir: Path) -> int:
+    path = run_dir / "losses.csv"
+    return path.stat().st_size if path.is_file() else 0
 
 
 def everything_loads(run_dir: Path) -> None:
@@ -111,12 +118,19 @@ def test_a_run_killed_at_ten_moments_ends_as_an_uninterrupted_one(mnist_small, t
             time.sleep(when)
         elif what == "random":
             time.sleep(rng.uniform(*when))
+        elif what == "training":
+            logged = csv_size(run_dir)
+            while csv_size(run_dir) <= logged and process.poll() is None:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(*when))
         if what != "write":
             process.send_signal(signal.SIGKILL)
         process.communicate(timeout=300)
         if process.returncode == -signal.SIGKILL:
             kills += 1
-            moments.append(what if what == "random" else f"{what} {when}")
+            if what == "training":
+                what = f"training (after step {read_losses(run_dir)['step'][-1]} was logged)"
+            moments.append(f"{what} {when}" if what in ("startup", "write") else what)
         else:  # the run ended before the kill's moment came; start it again for the next one
             assert process.returncode == 0, process.stderr
         everything_loads(run_dir)
