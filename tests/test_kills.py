@@ -4,8 +4,9 @@ Kills land in start-up (while TensorFlow loads), inside each kind of write (run.
 a checkpoint, a grid, losses.csv, the loss curve, the generator; the process kills
 itself there through `cgan.files.kill_point`), at a random moment once a resumed run has
 logged a step (between or inside its steps and writes), and at a random time in a finished
-run's resume. After every kill every file on disk must load; at the end the folder must hold exactly the files of an
-uninterrupted run, with byte-identical weights, losses.csv and grids.
+run's resume. After every kill every file on disk must load; at the end the folder must
+hold exactly the files of an uninterrupted run, with byte-identical weights, losses.csv
+and grids.
 """
 
 from __future__ import annotations
