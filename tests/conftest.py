@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -98,11 +99,10 @@ def run_cli(*args, cwd):
 def measured_statistics(run_dir) -> set[str]:
     """A run's checkpoint keys of the weight average's batch-norm statistics: those are measured afresh from
     samples before every use (grid, saved generator), so a checkpoint holds whichever grid last set them."""
-    import json
-
     import cgan_mnist
+    from cgan.config import from_run
 
-    generator = cgan_mnist.config_generator(Config(**json.loads((Path(run_dir) / "run.json").read_text())["config"]))
+    generator = cgan_mnist.config_generator(from_run(json.loads((Path(run_dir) / "run.json").read_text())["config"]))
     return {f"ema_generator/{i:04d}" for i, w in enumerate(generator.weights) if not w.trainable}
 
 
