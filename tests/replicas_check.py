@@ -1,13 +1,14 @@
 """Run as a separate process by tests/test_distribute.py: TensorFlow's devices can be split only before first use.
 
-    python tests/replicas_check.py LOSS STEPS [SLIP]
+    python tests/replicas_check.py STEPS LOSS[:SLIP] [LOSS[:SLIP] ...]
 
-Splits the CPU into two logical devices, then trains the tiny test networks for STEPS
-steps twice from the same start, in float64: over one of them, and under a
-MirroredStrategy over both, with the same global batch. Prints JSON: the largest
-difference of any weight between the two, and what each run trained. With SLIP (one of
-`SLIPS`), a third run over both devices makes that deliberate mistake, and its largest
-difference from the one-device run is printed too: the comparison must catch it.
+Splits the CPU into two logical devices, then, for each LOSS, trains the tiny test networks
+for STEPS steps twice from the same start, in float64: over one of them, and under a
+MirroredStrategy over both, with the same global batch. Prints a JSON line for each LOSS:
+the largest difference of any weight between the two, and what each run trained. With SLIP
+(one of `SLIPS`), a third run over both devices makes that deliberate mistake, and its largest
+difference from the one-device run is printed too: the comparison must catch it. The losses
+share one process: a process of its own for each cost four seconds of importing TensorFlow.
 
 Why float64: the two runs sum their gradients in another order, and a GAN's steps magnify
 that rounding (the gradient penalty most: 3.9e-3 apart after 3 float32 steps of WGAN-GP,
@@ -16,6 +17,8 @@ that rounding (the gradient penalty most: 3.9e-3 apart after 3 float32 steps of 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -51,13 +54,32 @@ def _same_numbers(self, stateful, stateless, shape, draw):
     return stateless(shape, seed=seed, dtype="float32")
 
 
-# Deliberate slips in the replicated run, each a mistake a change could make.
-SLIPS = {"keras-split": lambda: setattr(distribute, "replica_rows", _keras_split),
-         "same-noise": lambda: setattr(ConditionalGAN, "_random", _same_numbers)}
+# Deliberate slips in the replicated run, each a mistake a change could make: (where, name, the slipped version).
+SLIPS = {"keras-split": (distribute, "replica_rows", _keras_split),
+         "same-noise": (ConditionalGAN, "_random", _same_numbers)}
+
+
+@contextlib.contextmanager
+def slipped(slip: str):
+    """The code with the deliberate mistake `slip` in place; as it was again afterwards, for the next loss."""
+    owner, name, replacement = SLIPS[slip]
+    original = owner.__dict__[name]
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@functools.cache
+def mirrored(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
+    """One strategy for each set of devices, for all the runs: two strategies over the same devices number their
+    collective operations alike, and the second's then meet the first's (a shape mismatch once networks differ)."""
+    return tf.distribute.MirroredStrategy(list(devices))
 
 
 def trained_weights(devices: list[str], config, steps: int) -> tuple[list[np.ndarray], float]:
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = mirrored(tuple(devices))
     gan = make_gan(config, cgan_mnist.NETWORKS, strategy=strategy)
     images, labels = MNIST.load()
     batches = distribute.replica_batches(
@@ -70,7 +92,13 @@ def trained_weights(devices: list[str], config, steps: int) -> tuple[list[np.nda
 
 
 def main() -> None:
-    loss, steps, slip = sys.argv[1], int(sys.argv[2]), (sys.argv[3] if len(sys.argv) > 3 else None)
+    steps = int(sys.argv[1])
+    for spec in sys.argv[2:]:
+        loss, _, slip = spec.partition(":")
+        print(json.dumps(check(loss, steps, slip or None)), flush=True)
+
+
+def check(loss: str, steps: int, slip: str | None) -> dict:
     # The default recipe's terms, each of which replicas must compute as one device does. With a critic,
     # two D updates a step: each replica must take its rows of each update's batch. D's spread channel
     # in groups of 4, two a replica: its groups split over replicas (`distribute.check_batch`), and R1
@@ -88,6 +116,7 @@ def main() -> None:
     fresh = make_gan(config, cgan_mnist.NETWORKS)  # the same seeded start
     start = [np.asarray(w) for m in (fresh.generator, fresh.discriminator) for w in m.weights]
     figures = {
+        "loss": loss,
         "devices": devices,
         "max_weight_difference": largest_difference(two, one),
         "largest_weight": max(float(np.max(np.abs(a))) for a in one),
@@ -95,9 +124,9 @@ def main() -> None:
         "figures": [figures_two, figures_one],
     }
     if slip:
-        SLIPS[slip]()
-        figures["slipped_difference"] = largest_difference(trained_weights(devices[:2], config, steps)[0], one)
-    print(json.dumps(figures))
+        with slipped(slip):
+            figures["slipped_difference"] = largest_difference(trained_weights(devices[:2], config, steps)[0], one)
+    return figures
 
 
 def largest_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:

@@ -21,13 +21,24 @@ TOLERANCE = 1e-9
 SLIPPED = 1e-5  # a slip moves some weight by at least this much
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("loss, slip", [("hinge", "same-noise"), ("wgan-gp", "keras-split")])
-def test_two_replicas_train_the_weights_one_device_does_and_a_slip_does_not(loss, slip):
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "replicas_check.py"), loss, "3", slip], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+CHECKS = {"hinge": "same-noise", "wgan-gp": "keras-split"}  # each loss, and the slip its run must catch
+
+
+@pytest.fixture(scope="module")
+def replica_figures() -> dict[str, dict]:
+    """replicas_check.py's figures of each loss, from one process."""
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "replicas_check.py"), "3",
+                             *(f"{loss}:{slip}" for loss, slip in CHECKS.items())], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return {figures["loss"]: figures for figures in map(json.loads, result.stdout.strip().splitlines()[-len(CHECKS):])}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("replicas")  # one worker runs both, and the fixture's process once
+@pytest.mark.parametrize("loss", CHECKS)
+def test_two_replicas_train_the_weights_one_device_does_and_a_slip_does_not(loss, replica_figures):
+    figures = replica_figures[loss]
     assert len(figures["devices"]) == 2
     assert figures["weights_moved"] > 100 * SLIPPED  # the runs did train
     assert figures["max_weight_difference"] < TOLERANCE, figures

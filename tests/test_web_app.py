@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import onnxruntime
 import pytest
-from conftest import ROOT, assert_one_line_error, run_cli, run_main
+from conftest import ROOT, assert_one_line_error, run_main
 
 from cgan import web_app
 from cgan.directions import first_layer_response, latent_directions, names_for, shift
@@ -143,9 +143,10 @@ def test_serve_from_the_command_line_binds_to_loopback_and_refuses_bad_input(tin
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
         assert get(f"http://127.0.0.1:{port}", "/")[0] == 200
         assert listening_addresses(port) == ["127.0.0.1"]
-        taken = run_cli("--serve", f"--generator={tiny_generator_file}", "--port", str(port), cwd=tmp_path)
-        assert taken.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in taken.stderr
-        assert len(taken.stderr.strip().splitlines()) == 1, taken.stderr
+        capsys.readouterr()
+        taken = run_main(["--serve", f"--generator={tiny_generator_file}", "--port", str(port)])
+        assert taken == 1
+        assert_one_line_error(taken, capsys, f"port {port} on 127.0.0.1 is in use")
         server.send_signal(2)  # Ctrl-C stops it cleanly
         assert server.wait(timeout=30) == 0
         assert "Traceback" not in server.stderr.read()

@@ -88,18 +88,14 @@ def largest_difference(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mnist_small):
-    """A one-process run, and a two-worker run of the same flags (both given the same --out-dir) whose worker 1
-    is SIGKILLed after the first checkpoint, and which both workers then resume to the end."""
+    """A two-worker run (both given the same --out-dir) whose worker 1 is SIGKILLed after the first checkpoint
+    and which both workers then resume to the end; a one-process run of the same flags; and a worker whose peer
+    never starts. The last two run while the chief waits for TensorFlow to notice the kill, ten idle seconds."""
     base = tmp_path_factory.mktemp("workers")
     flags = [*FLAGS, "--data", str(mnist_small)]
-    killed_tmp, worker_tmp = base / "killed-tmp", base / "worker-tmp"  # a SIGKILLed worker cannot clean up
-    killed_tmp.mkdir()
-    worker_tmp.mkdir()
-    one = subprocess.run([sys.executable, str(ROOT / "cgan_mnist.py"), *flags, "--out-dir", str(base / "one")],
-                         cwd=ROOT, env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
-                         capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
-
+    killed_tmp, worker_tmp, alone_tmp = base / "killed-tmp", base / "worker-tmp", base / "alone-tmp"
+    for folder in (killed_tmp, worker_tmp, alone_tmp):  # a SIGKILLed worker cannot clean up
+        folder.mkdir()
     run_dir = base / "two"
     workers = start_workers([*flags, "--out-dir", str(run_dir)], killed_tmp)
     deadline = time.monotonic() + 300
@@ -108,13 +104,23 @@ def runs(tmp_path_factory, mnist_small):
     assert workers[0].poll() is None, "the chief ended before its first checkpoint: nothing to kill mid-run"
     workers[1].send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
+    one = subprocess.Popen([sys.executable, str(ROOT / "cgan_mnist.py"), *flags, "--out-dir", str(base / "one")],
+                           cwd=ROOT, env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    alone = start_workers([*flags, "--out-dir", str(base / "alone")], alone_tmp, started=(0,),
+                          CGAN_JOIN_TIMEOUT_S="5")[0]
     chief = finish(workers[:1], timeout=LOST_WITHIN_S + 30)[0]
     stopped_after = time.monotonic() - killed_at
     workers[1].wait()
+    alone_result = finish([alone], timeout=120)[0]
+    alone_took = time.monotonic() - killed_at
+    one_result = finish([one])[0]
+    assert one_result[0] == 0, one_result[2][-2000:]
     killed_step = checkpoints.step_of(checkpoints.list_checkpoints(run_dir)[-1])
     resumed = finish(start_workers(["--distribute", "--resume", str(run_dir)], worker_tmp))
-    return {"base": base, "flags": flags, "two": run_dir, "one": base / "one", "worker_tmp": worker_tmp,
-            "chief": chief, "stopped_after": stopped_after, "killed_step": killed_step, "workers": resumed}
+    return {"base": base, "two": run_dir, "one": base / "one", "worker_tmp": worker_tmp, "chief": chief,
+            "stopped_after": stopped_after, "killed_step": killed_step, "workers": resumed, "alone": alone_result,
+            "alone_took": alone_took}
 
 
 @pytest.mark.slow
@@ -173,13 +179,9 @@ def test_only_the_chief_writes_and_the_other_worker_says_where(runs):
 @pytest.mark.slow
 def test_a_worker_whose_peer_never_starts_gives_up_in_time(runs):
     """TensorFlow would wait for ever, deaf to SIGTERM; the join timeout (here 5 s) ends it with one line."""
-    run_dir = runs["base"] / "alone"
-    start = time.monotonic()
-    chief = start_workers([*runs["flags"], "--out-dir", str(run_dir)], runs["worker_tmp"], started=(0,),
-                          CGAN_JOIN_TIMEOUT_S="5")[0]
-    code, out, err = finish([chief], timeout=120)[0]
-    assert time.monotonic() - start < 60 and code != 0
+    code, _out, err = runs["alone"]
+    assert runs["alone_took"] < 60 and code != 0
     lines = [line for line in err.splitlines() if line.startswith("cgan_mnist.py")]
     assert lines == ["cgan_mnist.py: not every worker of TF_CONFIG started within 5 s: start the same command on "
                      "each, with its own TF_CONFIG task"], err[-2000:]
-    assert not run_dir.exists()  # nothing was written before the wait
+    assert not (runs["base"] / "alone").exists()  # nothing was written before the wait
