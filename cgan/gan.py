@@ -540,8 +540,9 @@ def set_batch_norm_statistics(generator: keras.Model, *, seed: int = 0, count: i
         rows, total, squares = 0, 0.0, 0.0
         for start in range(0, count, size):
             x = to_layer({name: value[start : start + size] for name, value in inputs.items()}, training=False)
-            x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])  # channels last: one column per channel
-            rows, total, squares = rows + len(x), total + x.sum(0), squares + (x * x).sum(0)
+            x = tf.reshape(tf.cast(x, tf.float64), (-1, x.shape[-1]))  # channels last: one column per channel
+            rows += int(x.shape[0])
+            total, squares = total + tf.reduce_sum(x, 0).numpy(), squares + tf.reduce_sum(x * x, 0).numpy()
         mean = total / rows
         layer.moving_mean.assign(mean.astype(np.float32))
         layer.moving_variance.assign(np.maximum(squares / rows - mean * mean, 0.0).astype(np.float32))

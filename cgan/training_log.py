@@ -4,8 +4,8 @@
 reports (`cgan.losses.Loss.figures`: the two losses and D's accuracies, or for a
 Wasserstein critic its distance estimate and the gradient penalty; with an
 auxiliary classifier, its losses on real and fake images);
-`RUN_DIR/loss_curve.png` is drawn from it at every dump and at the end, and
-`python cgan_mnist.py --plot-losses RUN_DIR` draws it again.
+`RUN_DIR/loss_curve.png` is drawn from it at a dump (at most every `CURVE_GAP_S`
+seconds) and at the end, and `python cgan_mnist.py --plot-losses RUN_DIR` draws it again.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from cgan.backend import keras, tf
 from cgan.files import atomic_path, kill_point
 
 CSV_NAME, CURVE_NAME = "losses.csv", "loss_curve.png"
+# A drawing takes about 0.15 s: a run that dumps every few steps redraws its curve at most this often (a dump of the
+# default run comes every 50 s or so), and always at its end.
+CURVE_GAP_S = 15.0
 LOSS_COLUMNS = ("d_loss", "g_loss")  # every loss reports these two first; the curve draws them on top
 
 
@@ -91,6 +94,7 @@ class LossLog(keras.callbacks.Callback):
         self.columns = ("step", *gan.figure_names)
         self.rows: list[tuple] = []
         self.last_step = start_step  # the newest step taken into `rows`
+        self.drawn_at = -float("inf")  # time.monotonic() of this process's last drawing
         self._truncate(start_step)
 
     def _truncate(self, start_step: int) -> None:
@@ -131,7 +135,7 @@ class LossLog(keras.callbacks.Callback):
         recent = self.gan.recent_steps()
         # At a dump (the checkpointer may have written the rows already): the rest of the rows, and the curve.
         if recent and recent[-1][0] % self.interval == 0:
-            self.flush(draw=True)
+            self.flush(draw=time.monotonic() - self.drawn_at >= CURVE_GAP_S)
         else:
             self._collect()
 
@@ -158,6 +162,7 @@ class LossLog(keras.callbacks.Callback):
             self.rows.clear()
         if draw:
             plot_losses(self.run_dir)
+            self.drawn_at = time.monotonic()
 
 
 class TensorBoardLog(keras.callbacks.Callback):

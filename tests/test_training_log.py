@@ -13,9 +13,15 @@ from cgan import training_log
 
 
 @pytest.mark.slow
-def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path):
+def test_loss_csv_curve_and_tensorboard(mnist_small, tmp_path, monkeypatch):
     run, logs = tmp_path / "run", tmp_path / "tb"
+    drawn = []  # the steps on disk at each drawing of the curve
+    plot = training_log.plot_losses
+    monkeypatch.setattr(training_log, "plot_losses",
+                        lambda run_dir: drawn.append(len(training_log.read_losses(run_dir)["step"])) or plot(run_dir))
     cgan_mnist.train(tiny_config(), out_dir=run, data=mnist_small, verbose=False, tensorboard=logs)
+    # at the first dump (step 3) and at the end; not at the dump of step 6, seconds after the last drawing
+    assert drawn == [3, 6]
     with open(run / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "r1_penalty")
