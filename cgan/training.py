@@ -107,8 +107,8 @@ def train(
     """Train a GAN from scratch; return the path of the saved (averaged) generator.
 
     Writes into `out_dir`: `samples/step_NNNNNN.png` (fixed noise, a row per class),
-    `checkpoints/` and `losses.csv` + `loss_curve.png` every `config.save_interval`
-    steps, and at the end the generator as `model_name` (a path with a folder is
+    `checkpoints/` and `losses.csv` every `config.save_interval` steps (`loss_curve.png`
+    too, at most every 15 s), and at the end the generator as `model_name` (a path with a folder is
     used as is). `data` is a file or folder of the dataset `config` names; `limit` keeps only
     the first `limit` training images; `callbacks` are extra Keras callbacks;
     `tensorboard` is a log folder; `distribute` trains under a MirroredStrategy
